@@ -1,0 +1,40 @@
+"""Errors with the two audiences we have: operators (at hub start-up) and users (on the spawn page)."""
+
+from __future__ import annotations
+
+from tornado import web
+
+
+class ConfigError(ValueError):
+    """A setting is wrong. Raised while the hub starts, so it refuses to start and names the key.
+
+    ``path`` is the exact location, e.g. ``ProfilesKubeSpawner.profiles[3].hardware.gpus``.
+    """
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+    def under(self, prefix: str) -> "ConfigError":
+        """The same error, located under ``prefix`` (used when a nested parser re-raises)."""
+        if not prefix:
+            return self
+        sep = "" if not self.path or self.path.startswith("[") else "."
+        return ConfigError(f"{prefix}{sep}{self.path}", self.message)
+
+
+class SpawnRefused(web.HTTPError):
+    """A spawn request we refuse on purpose, with a message meant for the user.
+
+    JupyterHub shows ``jupyterhub_message`` on the spawn form (form submissions) and on the
+    spawn-pending page; being an HTTP 400 it also reaches REST API callers as a client error.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(400, "%s", message)
+        self.jupyterhub_message = message
+        self.reason = "Bad Request"
+
+    def __str__(self) -> str:
+        return self.jupyterhub_message

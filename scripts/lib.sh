@@ -1,0 +1,66 @@
+# Shared helpers for scripts/test and scripts/run. Sourced, not executed.
+# Everything a fresh machine needs comes from PyPI, npm or Debian: nothing else is assumed.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SHARED="${SHARED:-$ROOT/../shared}"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Python 3.12 matches the hub image; fall back to what the machine has.
+pick_python() {
+  if [ -n "${PYTHON:-}" ]; then echo "$PYTHON"; return; fi
+  for c in python3.12 /root/.pyenv/versions/3.12*/bin/python3.12 python3; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null; then
+      command -v "$c"; return
+    fi
+  done
+  echo "no Python >= 3.10 found" >&2; return 1
+}
+
+# The hub image's frozen requirements as pip constraints, less the two that need a C toolchain
+# and that we never import (see ../shared/z2jh/README.md).
+hub_constraints() {
+  local out="$ROOT/.venv-constraints.txt"
+  grep -v -E '^(psycopg2|pycurl)==' "$SHARED/z2jh/hub-requirements.txt" > "$out"
+  echo "$out"
+}
+
+# make_venv DIR MODE [PYTHON]: MODE is "hub" (z2jh 4.4.0 pins) or "latest" (newest on PyPI).
+# Re-installs only when setup.cfg or the constraints changed since the last install.
+make_venv() {
+  local dir="$1" mode="$2" py="${3:-$(pick_python)}"
+  local stamp="$dir/.installed-$mode"
+  local want
+  want="$(cat "$ROOT/setup.cfg" "$SHARED/z2jh/hub-requirements.txt" | sha256sum | cut -c1-16)"
+  if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  log "installing $mode environment in $dir ($("$py" --version))"
+  [ -x "$dir/bin/python" ] || "$py" -m venv "$dir"
+  "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null
+  if [ "$mode" = hub ]; then
+    "$dir/bin/python" -m pip install -q -c "$(hub_constraints)" -e "$ROOT[test]"
+  else
+    "$dir/bin/python" -m pip install -q --upgrade --upgrade-strategy eager -e "$ROOT[test]"
+  fi
+  echo "$want" > "$stamp"
+}
+
+# configurable-http-proxy from npm, into ./node_modules (JupyterHub finds it on PATH).
+ensure_proxy() {
+  if [ ! -x "$ROOT/node_modules/.bin/configurable-http-proxy" ]; then
+    log "installing configurable-http-proxy from npm"
+    (cd "$ROOT" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+  export PATH="$ROOT/node_modules/.bin:$PATH"
+}
+
+# Debian's chromium for the browser tests (never `playwright install`).
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing chromium from Debian"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || log "chromium could not be installed: browser tests will be skipped"
+  else
+    log "no /usr/bin/chromium and not root: browser tests will be skipped"
+  fi
+}
