@@ -1,0 +1,197 @@
+"""Catalog -> KubeSpawner: the form's ``profile_list`` and the trait overrides for one selection.
+
+KubeSpawner's own form template renders the per-user list; the overrides are applied with KubeSpawner's own
+``_apply_overrides`` (dicts merge into the configured value, everything else replaces it).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from typing import Any, Iterable, Mapping
+
+from ..errors import ConfigError
+from .access import Selection, View
+from .hardware import Range
+from .model import Catalog, merge_range
+from .reader import snake_case
+
+LABEL_PREFIX = "jupyterhub-ext"
+PROFILE_LABEL = f"{LABEL_PREFIX}/profile"
+
+# Traits the catalog sets from its own fields: setting them in a raw override as well would let the two
+# disagree, so a raw override of these names the field to use instead.
+MANAGED = {
+    "image": "image (or an image option)",
+    "cmd": "command",
+    "cpu_guarantee": "hardware.cpu.guarantee",
+    "cpu_limit": "hardware.cpu.limit",
+    "mem_guarantee": "hardware.memory.guarantee",
+    "mem_limit": "hardware.memory.limit",
+    "node_selector": "hardware.node_selector or hardware.node_pool",
+    "tolerations": "hardware.tolerations",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def kubespawner_traits() -> Mapping[str, Any]:
+    from kubespawner import KubeSpawner
+
+    return KubeSpawner.class_traits(config=True)
+
+
+def check_override(override: Mapping[str, Any], path: str, validate=None) -> None:
+    """Every key must be a real, configurable KubeSpawner trait (upstream silently ignores typos)."""
+    traits = kubespawner_traits()
+    for key, value in override.items():
+        at = f"{path}.{key}"
+        if key not in traits:
+            raise ConfigError(at, _unknown_trait(key, traits))
+        if key in MANAGED:
+            raise ConfigError(at, f"set by the catalog; use the profile's {MANAGED[key]} instead")
+        if validate is not None:
+            try:
+                validate(key, value)
+            except Exception as e:  # a TraitError, or whatever the trait's validator raises
+                raise ConfigError(at, f"not a valid value for KubeSpawner.{key}: {e}") from None
+    _check_extended(override, path)
+
+
+def _unknown_trait(key: str, traits: Iterable[str]) -> str:
+    snake = snake_case(str(key))
+    if snake != key and snake in traits:
+        return f"{key!r} is not a KubeSpawner setting: settings are snake_case, use {snake!r}"
+    close = difflib.get_close_matches(str(key), list(traits), n=1, cutoff=0.75)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{key!r} is not a configurable KubeSpawner setting{hint}"
+
+
+def _check_extended(override: Mapping[str, Any], path: str) -> None:
+    guarantees = override.get("extra_resource_guarantees") or {}
+    limits = override.get("extra_resource_limits") or {}
+    for name, value in guarantees.items():
+        if "/" in str(name) and str(limits.get(name)) != str(value):
+            raise ConfigError(f"{path}.extra_resource_guarantees.{name}",
+                              "an extended resource needs a limit equal to its request (Kubernetes rejects "
+                              "the pod otherwise); use a hardware kind, or set extra_resource_limits too")
+
+
+def check_catalog(catalog: Catalog, path: str, validate=None) -> None:
+    for i, profile in enumerate(catalog.profiles):
+        check_override(profile.kubespawner_override, f"{path}[{i}].kubespawner_override", validate)
+        for j, option in enumerate(profile.options):
+            for k, choice in enumerate(option.choices):
+                check_override(choice.kubespawner_override,
+                               f"{path}[{i}].options[{j}].choices[{k}].kubespawner_override", validate)
+
+
+# -- the form ----------------------------------------------------------------------------------------
+
+def profile_list(view: View) -> list[dict]:
+    """The per-user ``profile_list`` KubeSpawner's form renders (choices it may not show are gone)."""
+    out = []
+    for pview in view.profiles:
+        options = {}
+        for oview in pview.options:
+            ft = oview.free_text
+            options[oview.option.slug] = {
+                "display_name": oview.option.display_name,
+                "choices": {c.slug: {"display_name": c.display_name, "default": c is oview.default}
+                            for c in oview.choices},
+                "unlisted_choice": {
+                    "enabled": ft is not None,
+                    "display_name": ft.display_name if ft else "",
+                    "display_name_in_choices": ft.display_name if ft else "",
+                    # HTML's pattern attribute anchors at both ends, like our server-side fullmatch
+                    "validation_regex": ft.pattern.pattern if ft else "",
+                    "validation_message": f"Must match {ft.pattern.pattern}" if ft else "",
+                },
+            }
+        out.append({
+            "slug": pview.profile.slug,
+            "display_name": pview.profile.display_name,
+            "description": pview.profile.description,
+            "default": pview.default,
+            "profile_options": options,
+        })
+    return out
+
+
+# -- one selection -> overrides ----------------------------------------------------------------------
+
+def tolerations_dict(value: Any) -> dict[str, dict]:
+    """KubeSpawner accepts tolerations as a list or a dict keyed by name; normalise to the dict form."""
+    if isinstance(value, dict):
+        return dict(value)
+    out = {}
+    for i, tol in enumerate(value or []):
+        out[f"{i:03d}-{tol.get('key', 'any')}"] = tol
+    return out
+
+
+def _toleration_key(tol: Mapping[str, Any]) -> tuple:
+    return tuple(tol.get(k) for k in ("key", "operator", "value", "effect"))
+
+
+def merged_tolerations(base: Any, extra: Iterable[Mapping[str, Any]]) -> dict[str, dict]:
+    """The chart's tolerations (hub.jupyter.org/dedicated...) plus the profile's, never replacing them."""
+    merged = tolerations_dict(base)
+    present = {_toleration_key(t) for t in merged.values()}
+    for tol in extra:
+        if _toleration_key(tol) not in present:
+            merged[f"{LABEL_PREFIX}-{tol.get('key', 'any')}"] = dict(tol)
+            present.add(_toleration_key(tol))
+    return merged
+
+
+def _resources(cpu: Range, memory: Range) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if cpu.guarantee is not None:
+        out["cpu_guarantee"] = cpu.guarantee
+    if cpu.limit is not None:
+        out["cpu_limit"] = cpu.limit
+    if memory.guarantee is not None:
+        out["mem_guarantee"] = int(memory.guarantee)
+    if memory.limit is not None:
+        out["mem_limit"] = int(memory.limit)
+    return out
+
+
+def overrides(selection: Selection, base_tolerations: Any) -> dict[str, Any]:
+    """KubeSpawner trait values for this selection, applied on top of the configured (chart) values."""
+    profile, hw = selection.profile, selection.profile.hardware
+    cpu, memory, image = hw.cpu, hw.memory, profile.image
+    for _, choice in selection.choices:
+        cpu, memory = merge_range(cpu, choice.cpu), merge_range(memory, choice.memory)
+        image = choice.image or image
+    annotations = {}
+    for option, value in selection.free_text:
+        image = value
+        annotations[f"{LABEL_PREFIX}/{option.slug}"] = value
+
+    out: dict[str, Any] = {}
+    # raw overrides first: the catalog's own fields below are authoritative
+    out.update(profile.kubespawner_override)
+    for _, choice in selection.choices:
+        out.update(choice.kubespawner_override)
+    if image:
+        out["image"] = image
+    if profile.command:
+        out["cmd"] = list(profile.command)
+    out.update(_resources(cpu, memory))
+    if hw.extended:
+        limits = {name: str(count) for name, count in hw.extended}
+        out["extra_resource_limits"] = {**out.get("extra_resource_limits", {}), **limits}
+        out["extra_resource_guarantees"] = {**out.get("extra_resource_guarantees", {}), **limits}
+    if hw.node_selector:
+        out["node_selector"] = dict(hw.node_selector)
+    if hw.tolerations:
+        out["tolerations"] = merged_tolerations(base_tolerations, hw.tolerations)
+    if profile.env:
+        out["environment"] = {**out.get("environment", {}), **profile.env}
+    labels = {f"{LABEL_PREFIX}/{k}" if k == "profile" else f"{LABEL_PREFIX}/option-{k}": v
+              for k, v in selection.labels().items()}
+    out["extra_labels"] = {**out.get("extra_labels", {}), **labels}
+    if annotations:
+        out["extra_annotations"] = {**out.get("extra_annotations", {}), **annotations}
+    return out

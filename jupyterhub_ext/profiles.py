@@ -1,0 +1,137 @@
+"""Catalog settings and per-user views, shared by ProfilesKubeSpawner and the local spawner."""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+import yaml
+from traitlets import Bool, HasTraits, List, Unicode
+
+from .catalog import Catalog, Selection, SelectionError, Settings, View, Who, parse_catalog, resolve, view_for
+from .catalog.hardware import NVIDIA_GPU, NVIDIA_GPU_SHARED
+from .errors import ConfigError, SpawnRefused
+
+BUILTIN_PREFIX = "builtin:"
+
+
+def builtin_catalog_path(name: str) -> str:
+    return str(resources.files("jupyterhub_ext") / "catalogs" / f"{name}.yaml")
+
+
+def load_catalog_file(path: str, key: str) -> list:
+    """Profiles from a YAML file with a top-level ``profiles`` list (``builtin:eks`` is the shipped one)."""
+    real = builtin_catalog_path(path[len(BUILTIN_PREFIX):]) if path.startswith(BUILTIN_PREFIX) else path
+    try:
+        with open(real, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(key, f"no catalog file at {path!r}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(key, f"{path!r} is not valid YAML: {e}") from None
+    if not isinstance(data, dict) or "profiles" not in data:
+        raise ConfigError(key, f"{path!r} must hold a mapping with a 'profiles' list")
+    return data["profiles"]
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_cached(data_json: str, settings: Settings, path: str) -> Catalog:
+    return parse_catalog(json.loads(data_json), settings, path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _view_cached(catalog: Catalog, who: Who, admins_see_all: bool) -> View:
+    return view_for(catalog, who, admins_see_all=admins_see_all)
+
+
+class CatalogMixin(HasTraits):
+    """Traits and helpers for a spawner that offers a validated catalog of server profiles."""
+
+    profiles = List(
+        config=True,
+        help="""The server-profile catalog: a list of profiles (see docs/catalog.md for the format).
+
+        Settable from Helm as ``hub.config.ProfilesKubeSpawner.profiles``. Validated when the hub starts:
+        a mistake stops the hub with a message naming the exact key. Use either this or ``catalog_file``.
+        """,
+    )
+    catalog_file = Unicode(
+        "",
+        config=True,
+        help="""A YAML file with a top-level ``profiles`` list, or ``builtin:eks`` for the shipped EKS catalog.
+
+        Lets Helm values, the local run and tests load one catalog instead of copying it.
+        """,
+    )
+    node_pool_label = Unicode(
+        "karpenter.sh/nodepool",
+        config=True,
+        help="Node label that ``hardware.node_pool`` selects on (Karpenter's NodePool label by default).",
+    )
+    gpu_timeslice_resource = Unicode(
+        NVIDIA_GPU,
+        config=True,
+        help=f"""Extended resource a ``gpu-timeslice`` profile requests: ``{NVIDIA_GPU}`` (device plugin with
+        time-slicing replicas) or ``{NVIDIA_GPU_SHARED}`` (with ``renameByDefault: true``).""",
+    )
+    extra_mig_profiles = List(
+        Unicode(),
+        config=True,
+        help="MIG profile names admitted beyond the A100/H100/H200 ones (e.g. ``['1g.6gb']`` for another GPU).",
+    )
+    admins_see_all = Bool(
+        True,
+        config=True,
+        help="JupyterHub admins see and may start every profile and choice, whatever its access rule.",
+    )
+
+    catalog_config_name = "ProfilesKubeSpawner"  # how errors name our section
+
+    def _settings(self) -> Settings:
+        if self.gpu_timeslice_resource not in (NVIDIA_GPU, NVIDIA_GPU_SHARED):
+            raise ConfigError(f"{self.catalog_config_name}.gpu_timeslice_resource",
+                              f"expected {NVIDIA_GPU!r} or {NVIDIA_GPU_SHARED!r}")
+        return Settings(
+            node_pool_label=self.node_pool_label,
+            timeslice_resource=self.gpu_timeslice_resource,
+            extra_mig_profiles=frozenset(self.extra_mig_profiles),
+        )
+
+    @property
+    def catalog(self) -> Catalog | None:
+        """The parsed catalog, or None when neither ``profiles`` nor ``catalog_file`` is set."""
+        section = self.catalog_config_name
+        if self.profiles and self.catalog_file:
+            raise ConfigError(f"{section}.catalog_file", "set either profiles or catalog_file, not both")
+        if self.catalog_file:
+            data, path = load_catalog_file(self.catalog_file, f"{section}.catalog_file"), \
+                f"{section}.catalog_file({self.catalog_file}).profiles"
+        elif self.profiles:
+            data, path = self.profiles, f"{section}.profiles"
+        else:
+            return None
+        try:
+            key = json.dumps(data, sort_keys=True)
+        except TypeError:
+            raise ConfigError(path, "must be plain data (lists, mappings, strings, numbers)") from None
+        return _parse_cached(key, self._settings(), path)
+
+    def who(self) -> Who:
+        user = self.user
+        groups = frozenset(g.name for g in (getattr(user, "groups", None) or []))
+        return Who(name=user.name, groups=groups, admin=bool(getattr(user, "admin", False)))
+
+    def user_view(self) -> View:
+        catalog = self.catalog
+        assert catalog is not None
+        return _view_cached(catalog, self.who(), self.admins_see_all)
+
+    def selection_for(self, user_options: Any) -> Selection:
+        """Check a request against this user's view; refuse with a message the user sees."""
+        try:
+            return resolve(self.user_view(), user_options)
+        except SelectionError as e:
+            self.log.warning("Refused spawn request for %s: %s", self.user.name, e)
+            raise SpawnRefused(str(e)) from None
