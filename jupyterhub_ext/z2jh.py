@@ -1,0 +1,68 @@
+"""What the z2jh chart's ``hub.extraConfig`` imports: one call that wires our classes into ``c``.
+
+    hub:
+      extraConfig:
+        zz-jupyterhub-ext: |
+          import jupyterhub_ext.z2jh
+          jupyterhub_ext.z2jh.setup(c)
+
+The chart runs ``hub.extraConfig`` entries in key order, after ``hub.config``; naming the entry ``zz-...``
+makes it run last, so it validates the final configuration. A mistake stops the hub at start-up with one
+line naming the key (``ProfilesKubeSpawner.profiles[3].hardware.gpus: expected a positive integer, got 0``)
+instead of failing at the first spawn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from traitlets.config import Config
+
+from .errors import ConfigError
+
+log = logging.getLogger("jupyterhub_ext")
+
+
+def _run(check) -> None:
+    """KubeSpawner needs a running event loop to build its API client; the hub has one while it loads config."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        async def in_loop() -> None:
+            check()
+
+        asyncio.run(in_loop())
+    else:
+        check()
+
+
+def check(c: Config) -> None:
+    """Validate the configuration in ``c``; raise ConfigError naming the key."""
+    spawner_class = c.JupyterHub.get("spawner_class")
+    if isinstance(spawner_class, type) and hasattr(spawner_class, "check_config"):
+        _run(lambda: spawner_class.check_config(c))
+
+
+def fail(error: ConfigError) -> "NoReturn":  # noqa: F821
+    message = f"jupyterhub_ext: configuration error: {error}"
+    log.error(message)
+    print(message, file=sys.stderr, flush=True)
+    # SystemExit passes through traitlets' config loader: the hub exits instead of starting half-configured
+    raise SystemExit(message)
+
+
+def setup(c: Config, *, spawner: str = "kube") -> None:
+    """Wire ProfilesKubeSpawner (or the local spawner) into ``c`` and validate the whole configuration."""
+    if spawner == "kube":
+        from .spawner import ProfilesKubeSpawner as cls
+    elif spawner == "local":
+        from .local import LocalProfilesSpawner as cls  # type: ignore[no-redef]
+    else:
+        raise ValueError(f"spawner must be 'kube' or 'local', not {spawner!r}")
+    c.JupyterHub.spawner_class = cls
+    try:
+        check(c)
+    except ConfigError as e:
+        fail(e)
