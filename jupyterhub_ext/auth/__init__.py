@@ -1,0 +1,25 @@
+"""Authenticators: Amazon Cognito, Keycloak, and classroom shared passwords. See docs/auth.md.
+
+Entry points (``c.JupyterHub.authenticator_class``): ``cognito``, ``keycloak``, ``shared-password``.
+Submodules are imported lazily so that importing one authenticator does not import the others.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "CognitoAuthenticator": "cognito",
+    "KeycloakAuthenticator": "keycloak",
+    "ClassroomSharedPasswordAuthenticator": "shared",
+    "OIDCAuthenticator": "oidc",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(name)
