@@ -15,14 +15,10 @@ instead of failing at the first spawn.
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 
 from traitlets.config import Config
 
 from .errors import ConfigError
-
-log = logging.getLogger("jupyterhub_ext")
 
 
 def _run(check) -> None:
@@ -46,11 +42,9 @@ def check(c: Config) -> None:
 
 
 def fail(error: ConfigError) -> "NoReturn":  # noqa: F821
-    message = f"jupyterhub_ext: configuration error: {error}"
-    log.error(message)
-    print(message, file=sys.stderr, flush=True)
-    # SystemExit passes through traitlets' config loader: the hub exits instead of starting half-configured
-    raise SystemExit(message)
+    # SystemExit passes through traitlets' config loader: the hub exits (status 1, the message on stderr)
+    # instead of starting half-configured
+    raise SystemExit(f"jupyterhub_ext: configuration error: {error}")
 
 
 def setup(c: Config, *, spawner: str = "kube") -> None:
