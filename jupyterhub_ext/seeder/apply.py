@@ -1,0 +1,507 @@
+"""Carry out a plan: lock, list, hash what must be hashed, plan, write atomically, remember, log.
+
+The order of a run::
+
+    lock -> read manifest -> clean a killed run's temporary files -> list course + home (one lstat each)
+    -> hash what the planner needs (nothing on a warm run) -> plan -> removals -> writes (in batches,
+    in parallel) -> empty directories -> manifest (only if changed) -> unlock -> one log line
+
+Everything is bounded by the time budget: nothing new starts once it is spent, a copy in progress stops
+between chunks and its temporary file is removed, and the next start carries on from what was recorded.
+A full disk stops all writes the same way; nothing is removed because of it.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import threading
+import time
+
+from . import fsops
+from . import manifest as manifest_io
+from .model import (
+    CHMOD, COPY, DEFAULT_ON_DELETED, DEFAULT_TIME_BUDGET, DIR, MKDIR, NOTE, OFFER, OUTCOMES, RECORD, REMOVE,
+    REPLACE, RMDIR, WRITES,
+    Action, CourseTree, HomeEntry, Manifest, Policy, Seeded,
+)
+from .plan import beside_name, hashes_needed, plan
+from .scan import DEFAULT_EXCLUDES, scan_course
+from .state import StateFiles, temp_name
+
+DEFAULT_LOCK_TIMEOUT = 10.0
+BATCH_FILES = 256
+BATCH_BYTES = 64 << 20
+MAX_DETAILS = 50
+
+
+class Options:
+    def __init__(
+        self,
+        source: str,
+        dest: str,
+        *,
+        state: str | None = None,
+        log: str | None = None,  # None: <dest>/.course-seeder/seeder.log; "": no log
+        time_budget: float = DEFAULT_TIME_BUDGET,
+        on_deleted: str = DEFAULT_ON_DELETED,
+        excludes=DEFAULT_EXCLUDES,
+        durable: bool = False,
+        jobs: int | None = None,
+        lock_timeout: float | None = None,
+        rehash: bool = False,
+        dry_run: bool = False,
+        date: str | None = None,
+        hook=None,
+        stop_flag=None,
+    ) -> None:
+        self.source = source
+        self.dest = dest
+        self.state = state
+        self.log = log
+        self.time_budget = time_budget
+        self.on_deleted = on_deleted
+        self.excludes = tuple(excludes)
+        self.durable = durable  # fsync each file before it gets its name, and the directories after
+        self.jobs = jobs if jobs else min(4, os.cpu_count() or 1)
+        self.lock_timeout = min(DEFAULT_LOCK_TIMEOUT, time_budget) if lock_timeout is None else lock_timeout
+        self.rehash = rehash
+        self.dry_run = dry_run
+        self.date = date or time.strftime("%Y-%m-%d", time.gmtime())
+        self.hook = hook  # tests: called before each filesystem operation
+        self.stop_flag = stop_flag  # anything with is_set(): SIGTERM asks for a clean stop
+
+
+class Summary:
+    def __init__(self) -> None:
+        self.status = "ok"
+        self.counts = dict.fromkeys(OUTCOMES, 0)
+        self.dirs_created = 0
+        self.dirs_removed = 0
+        self.bytes_written = 0
+        self.files = 0
+        self.errors: list[str] = []
+        self.problems: list[str] = []  # course files left out (bad symlinks, unreadable...): for --check
+        self.details: list[str] = []
+        self.actions: list[Action] = []
+        self.temp_cleaned = 0
+        self.manifest_written = False
+        self.took = 0.0
+
+    def count(self, action: Action, detail: str | None = None) -> None:
+        if action.outcome:
+            self.counts[action.outcome] += 1
+            if action.outcome not in ("added", "updated", "restored", "removed") or detail:
+                self.details.append(detail or action.describe())
+
+    def line(self, source: str) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        counts = " ".join("%s=%d" % (k, v) for k, v in self.counts.items())
+        return "%s course-seeder status=%s %s errors=%d files=%d written=%d took=%.2fs source=%s" % (
+            stamp, self.status, counts, len(self.errors), self.files, self.bytes_written, self.took, source)
+
+
+class Stopper:
+    """Why a run should stop early: time budget, a signal, a full disk."""
+
+    def __init__(self, budget: float, flag) -> None:
+        self.deadline = time.monotonic() + budget
+        self.flag = flag
+        self.disk_full = False
+        self.reason = ""
+
+    def __call__(self) -> bool:
+        if self.reason:
+            return True
+        if self.disk_full:
+            self.reason = "disk full"
+        elif self.flag is not None and self.flag.is_set():
+            self.reason = "asked to stop"
+        elif time.monotonic() >= self.deadline:
+            self.reason = "time budget spent"
+        return bool(self.reason)
+
+
+def run(opts: Options) -> Summary:
+    """One seeding run. Never raises for expected trouble: it is all in the returned summary."""
+    started = time.monotonic()
+    summary = Summary()
+    stop = Stopper(opts.time_budget, opts.stop_flag)
+    source_real = os.path.realpath(opts.source)
+    dest_real = os.path.realpath(opts.dest)
+    problem = _check_roots(source_real, dest_real, opts)
+    if problem:
+        summary.status = "error"
+        summary.errors.append(problem)
+        summary.took = time.monotonic() - started
+        return summary
+    dest: fsops.Root | None = None
+    state: StateFiles | None = None
+    lock_fd = None
+    try:
+        dest = fsops.Root(opts.dest, opts.hook)
+        state = StateFiles(dest, dest_real, opts.state, opts.log, opts.durable, opts.hook)
+        if not opts.dry_run:
+            lock_fd = state.acquire(opts.lock_timeout, stop)
+            if lock_fd is None:
+                summary.status = "locked"
+                summary.errors.append("another run holds %s; nothing done" % state.lock)
+                return summary
+        _seed(opts, source_real, dest, state, stop, summary)
+    except OSError as e:
+        # The home or the state directory is unusable (read-only, a symlink where our directory goes...).
+        summary.status = "error"
+        summary.errors.append("%s: %s" % (getattr(e, "filename", None) or opts.dest, e.strerror or e))
+    finally:
+        summary.took = time.monotonic() - started
+        if lock_fd is not None:
+            os.close(lock_fd)  # releases the flock
+        if state is not None:
+            if not opts.dry_run:
+                try:
+                    state.append_log([summary.line(opts.source)] + ["  " + d for d in _capped(summary.details)]
+                                     + ["  error: " + e for e in summary.errors])
+                except OSError:
+                    pass  # a log we cannot write (full disk) must not turn a good run into a failed hook
+            state.close()
+        if dest is not None:
+            dest.close()
+    return summary
+
+
+def _capped(details: list[str]) -> list[str]:
+    if len(details) <= MAX_DETAILS:
+        return details
+    return details[:MAX_DETAILS] + ["... and %d more" % (len(details) - MAX_DETAILS)]
+
+
+def _check_roots(source_real: str, dest_real: str, opts: Options) -> str:
+    if not os.path.isdir(source_real):
+        return "source %s is not a directory" % opts.source
+    if dest_real == source_real or dest_real.startswith(source_real + os.sep):
+        return "destination %s is inside the source %s" % (opts.dest, opts.source)
+    if not os.path.isdir(dest_real):
+        if opts.dry_run:
+            return "destination %s does not exist" % opts.dest
+        try:
+            os.makedirs(dest_real, exist_ok=True)
+        except OSError as e:
+            return "cannot create destination %s: %s" % (opts.dest, e.strerror)
+    return ""
+
+
+def _seed(opts: Options, source_real: str, dest: fsops.Root, state: StateFiles, stop: Stopper,
+          summary: Summary) -> None:
+    old, problems = state.read_manifest()
+    summary.errors.extend(problems)
+    if not opts.dry_run:
+        summary.temp_cleaned = state.clean_after_killed_run(dest) + state.clean_state_dir()
+    course = scan_course(source_real, opts.excludes)
+    summary.files = len(course.files)
+    for path, why in course.problems:
+        summary.problems.append("%s: %s" % (path, why))
+        summary.details.append("skipped  %s  (%s)" % (path, why))
+        summary.counts["skipped"] += 1
+    policy = Policy(opts.on_deleted, opts.rehash, opts.date, state.reserved(dest))
+
+    home: dict[str, HomeEntry] = {}
+    dest.scan(set(course.files) | set(old.records), home)
+    for d in course.dirs:
+        kind, _ = dest.probe(d)
+        home[d] = HomeEntry(kind)
+    need_course, need_home = hashes_needed(course, home, old, policy)
+    course_hashes, home_hashes = _hash(course, dest, home, need_course, need_home, opts.jobs, stop)
+    actions = plan(course, home, old, policy, course_hashes, home_hashes)
+    summary.actions = actions
+    if opts.dry_run:
+        for action in actions:
+            summary.count(action)
+        return
+
+    new = Manifest(dict(old.records), set(old.dirs), old.written_ns)
+    _carry_out(opts, course, dest, state, actions, new, stop, summary)
+    new.dirs.update(d for d in dest.created if d in course.dirs)
+    if stop.reason:
+        summary.status = "disk-full" if stop.disk_full else "partial"
+        summary.errors.append("stopped early: %s; the next start carries on" % stop.reason)
+    if not manifest_io.same_content(old, new) or old.written_ns is None and new.records:
+        newest = max((r.seeded.mtime_ns for p, r in new.records.items()
+                      if r.seeded is not None and old.records.get(p) != r), default=0)
+        try:
+            state.write_manifest(new, opts.source, _run_id(), newest)
+            summary.manifest_written = True
+        except OSError as e:
+            # The old manifest stays whole; what this run wrote is recognised next time by its content.
+            summary.errors.append("manifest not saved: %s" % e.strerror)
+            if e.errno in fsops.DISK_FULL:
+                summary.status = "disk-full"
+
+
+def _run_id() -> str:
+    return os.urandom(4).hex()
+
+
+def _hash(course: CourseTree, dest: fsops.Root, home: dict[str, HomeEntry], need_course: set[str],
+          need_home: set[str], jobs: int, stop: Stopper):
+    """Hash what the planner asked for; what the budget leaves unhashed, the planner defers."""
+    course_hashes: dict[str, str | None] = {}
+    home_hashes: dict[str, str | None] = {}
+
+    def course_task(path: str):
+        def task(_buf: bytearray) -> None:
+            course_hashes[path] = fsops.hash_path(course.files[path].real)
+        return task
+
+    course_paths = sorted(need_course)
+    for at in range(0, len(course_paths), BATCH_FILES):
+        if stop():
+            break
+        _parallel([course_task(p) for p in course_paths[at:at + BATCH_FILES]], jobs)
+    # Home files one at a time: the Root's directory cache is not shared between threads.
+    for path in sorted(need_home):
+        if stop():
+            break
+        sha, entry = dest.hash_file(path)
+        home[path] = entry  # the stat that goes with this hash
+        home_hashes[path] = sha
+    return course_hashes, home_hashes
+
+
+def _parallel(tasks: list, jobs: int) -> None:
+    """Run ``task(buffer)`` for each task on up to ``jobs`` threads (inline for one: tests count operations)."""
+    if jobs <= 1 or len(tasks) <= 1:
+        buf = bytearray(fsops.CHUNK)
+        for task in tasks:
+            task(buf)
+        return
+    it = iter(tasks)
+    take = threading.Lock()
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        buf = bytearray(fsops.CHUNK)
+        while True:
+            with take:
+                task = next(it, None)
+            if task is None:
+                return
+            try:
+                task(buf)
+            except BaseException as e:  # handed to the main thread
+                failures.append(e)
+                return
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(jobs, len(tasks)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+
+
+class _Write:
+    """One copy to carry out: filled in by a worker, read by the main thread."""
+
+    __slots__ = ("action", "dir_fd", "name", "tmp", "avoid", "result", "placed", "error")
+
+    def __init__(self, action: Action, dir_fd: int, name: str, tmp: str, avoid: frozenset) -> None:
+        self.action = action
+        self.dir_fd = dir_fd
+        self.name = name
+        self.tmp = tmp
+        self.avoid = avoid
+        self.result: fsops.WriteResult | None = None
+        self.placed = ""
+        self.error: OSError | fsops.Stopped | None = None
+
+
+def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: StateFiles, actions: list[Action],
+               new: Manifest, stop: Stopper, summary: Summary) -> None:
+    hook = opts.hook
+    writes = [a for a in actions if a.op in WRITES]
+    run_id = _run_id()
+    if writes:
+        try:
+            state.write_pending(run_id, sorted({posixpath.dirname(a.path) for a in writes}))
+        except OSError as e:
+            if e.errno in fsops.DISK_FULL:
+                stop.disk_full = True
+            summary.errors.append("cannot record pending writes (%s); no file written" % e.strerror)
+            writes = []
+    siblings: dict[str, set[str]] = {}
+    for p in list(course.files) + list(course.dirs):
+        parent, _, name = p.rpartition("/")
+        siblings.setdefault(parent, set()).add(name)
+
+    def dir_mode(reldir: str) -> int:
+        return course.dirs.get(reldir, 0o755) | 0o700
+
+    counter = [2]  # temp names 0 and 1 are the manifest's and the pending list's
+    batch: list[_Write] = []
+    batch_bytes = 0
+    touched_dirs: set[str] = set()
+    for action in actions:
+        if stop():
+            if action.op != RECORD and action.outcome:
+                summary.counts["deferred"] += 1
+            continue
+        if action.op in WRITES:
+            if not writes:
+                summary.counts["deferred"] += 1
+                continue
+            parent, _, name = action.path.rpartition("/")
+            try:
+                fd = dest.ensure_dir(parent, dir_mode)
+            except OSError as e:
+                _failed(action, e, stop, summary)
+                continue
+            touched_dirs.add(parent)
+            counter[0] += 1
+            batch.append(_Write(action, fd, name, temp_name(run_id, counter[0]),
+                                frozenset(siblings.get(parent, ()))))
+            dest.pinned += 1
+            batch_bytes += action.source.size if action.source else 0
+            if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                _flush(batch, opts, new, stop, summary)
+                dest.pinned -= len(batch)
+                batch, batch_bytes = [], 0
+            continue
+        try:
+            _simple(action, dest, new, hook, summary)
+        except OSError as e:
+            _failed(action, e, stop, summary)
+    if batch:
+        _flush(batch, opts, new, stop, summary)
+        dest.pinned -= len(batch)
+    if opts.durable:
+        for reldir in touched_dirs:
+            kind, fd = dest.probe(reldir)
+            if kind == DIR:
+                fsops.fsync_dir(fd)
+    if writes:
+        try:
+            state.clear_pending()
+        except OSError:
+            pass
+
+
+def _failed(action: Action, error: BaseException, stop: Stopper, summary: Summary) -> None:
+    if isinstance(error, fsops.Stopped):
+        summary.counts["deferred"] += 1
+        return
+    if isinstance(error, fsops.Blocked):
+        summary.counts["blocked"] += 1
+        summary.details.append("blocked  %s  (a parent in the home is not a plain directory)" % action.path)
+        return
+    if isinstance(error, OSError) and error.errno in fsops.DISK_FULL:
+        stop.disk_full = True
+    summary.counts["skipped"] += 1
+    summary.errors.append("%s %s: %s" % (action.op, action.path, getattr(error, "strerror", None) or error))
+
+
+def _simple(action: Action, dest: fsops.Root, new: Manifest, hook, summary: Summary) -> None:
+    """Everything but the writes: each one re-checks the file it was planned on before touching it."""
+    op = action.op
+    if op == RECORD:
+        _set(new, action.path, action.record)
+        summary.count(action)
+    elif op == NOTE:
+        summary.count(action)
+    elif op in (REMOVE, CHMOD):
+        parent, _, name = action.path.rpartition("/")
+        kind, fd = dest.probe(parent)
+        assert action.expect is not None
+        if kind == DIR and op == REMOVE and fsops.remove_if_same(fd, name, action.expect, hook):
+            _set(new, action.path, None)
+            summary.count(action)
+        elif kind == DIR and op == CHMOD and fsops.chmod_if_same(fd, name, action.mode or 0, action.expect, hook):
+            _set(new, action.path, action.record)
+            summary.count(action)
+        else:
+            summary.counts["kept"] += 1
+            summary.details.append("kept     %s  (changed while the seeder ran)" % action.path)
+    elif op == MKDIR:
+        dest.ensure_dir(action.path, lambda d: (action.mode or 0o755) | 0o700)
+        new.dirs.add(action.path)
+        summary.dirs_created += 1
+    elif op == RMDIR:
+        if dest.rmdir(action.path):
+            summary.dirs_removed += 1
+        new.dirs.discard(action.path)
+
+
+def _set(manifest: Manifest, path: str, record) -> None:
+    if record is None:
+        manifest.records.pop(path, None)
+    else:
+        manifest.records[path] = record
+
+
+def _flush(batch: list[_Write], opts: Options, new: Manifest, stop: Stopper, summary: Summary) -> None:
+    hook, durable = opts.hook, opts.durable
+
+    def task(w: _Write):
+        def go(buf: bytearray) -> None:
+            if stop():
+                w.error = fsops.Stopped(stop.reason)
+                return
+            a = w.action
+            assert a.source is not None
+            try:
+                mode = a.mode if a.mode is not None else a.source.mode
+                w.result = fsops.write_temp(a.source.real, w.dir_fd, w.tmp, mode, durable=durable,
+                                            hook=hook, should_stop=stop, buf=buf)
+                w.placed = _place(w, opts.date, hook)
+            except (OSError, fsops.Stopped) as e:
+                if isinstance(e, OSError) and e.errno in fsops.DISK_FULL:
+                    stop.disk_full = True
+                w.error = e
+        return go
+
+    _parallel([task(w) for w in batch], opts.jobs)
+    for w in batch:
+        a = w.action
+        if w.error is not None:
+            _failed(a, w.error, stop, summary)
+            continue
+        assert w.result is not None and a.source is not None and a.record is not None
+        if not w.placed:
+            summary.counts["kept"] += 1
+            summary.details.append("kept     %s  (appeared or changed while the seeder ran)" % a.path)
+            continue
+        r = w.result
+        summary.bytes_written += r.size
+        src = (a.source.size, a.source.mtime_ns, r.sha) if r.size == a.source.size else a.record.src
+        if a.op == OFFER:
+            _set(new, a.path, a.record.copy(src=src, offered=(r.sha, w.placed)))
+            shown = posixpath.join(posixpath.dirname(a.path), w.placed)
+            summary.count(a, "offered  %s -> %s  (%s)" % (a.path, shown, a.note))
+        else:
+            seeded = Seeded(r.sha, r.entry.size, r.entry.mode, r.entry.mtime_ns, r.entry.ino)
+            _set(new, a.path, a.record.copy(src=src, seeded=seeded, deleted=False))
+            summary.count(a)
+
+
+def _place(w: _Write, date: str, hook) -> str:
+    """Give a written temporary file its name; the name used, or "" (temporary removed) if not possible."""
+    a = w.action
+    if a.op == COPY:
+        if fsops.place_new(w.dir_fd, w.tmp, w.name, hook):
+            return w.name
+    elif a.op == REPLACE:
+        assert a.expect is not None
+        if fsops.place_replace(w.dir_fd, w.tmp, w.name, a.expect, hook):
+            return w.name
+    else:
+        for n in range(1, 1000):
+            candidate = beside_name(w.name, date, n)
+            if candidate in w.avoid or candidate == w.name:
+                continue  # never take a name the course itself uses
+            if fsops.place_new(w.dir_fd, w.tmp, candidate, hook):
+                return candidate
+    if hook is not None:
+        hook("unlink", w.tmp)
+    os.unlink(w.tmp, dir_fd=w.dir_fd)
+    return ""
+

@@ -1,0 +1,262 @@
+"""The seeder's own files: manifest, lock, list of pending temporary files, log.
+
+By default they live together in ``<dest>/.course-seeder/`` (``manifest.json``, ``manifest.json.lock``,
+``manifest.json.pending``, ``seeder.log``). When that directory is inside the home it is reached through the
+home's :class:`~.fsops.Root`, so a student who turns it into a symlink makes the seeder refuse, not write
+elsewhere.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import time
+
+from . import fsops
+from . import manifest as manifest_io
+from .model import DIR, Manifest
+
+STATE_DIR = ".course-seeder"
+LOG_MAX_BYTES = 1 << 20  # then the log is rotated to <log>.1 (one generation kept)
+TEMP_PREFIX = ".~sd"
+
+
+def temp_name(run_id: str, n: int) -> str:
+    return "%s%s-%d.tmp" % (TEMP_PREFIX, run_id, n)
+
+
+class Place:
+    """A file named ``name`` in directory ``reldir`` of ``root``."""
+
+    def __init__(self, root: fsops.Root, reldir: str, name: str) -> None:
+        self.root = root
+        self.reldir = reldir
+        self.name = name
+
+    @property
+    def relpath(self) -> str:
+        return self.reldir + "/" + self.name if self.reldir else self.name
+
+    def dir_fd(self, create: bool) -> int:
+        if create:
+            return self.root.ensure_dir(self.reldir, lambda _d: 0o700)
+        kind, fd = self.root.probe(self.reldir)
+        if kind != DIR:
+            raise FileNotFoundError(errno.ENOENT, "no such directory", self.reldir)
+        return fd
+
+    def __str__(self) -> str:
+        return os.path.join(self.root.path, self.relpath)
+
+
+def _under(path: str, root: str) -> str | None:
+    """``path`` relative to ``root`` ("/"-separated, "" for the root itself), or None if not under it."""
+    if path == root:
+        return ""
+    if path.startswith(root.rstrip(os.sep) + os.sep):
+        return path[len(root.rstrip(os.sep)) + 1:].replace(os.sep, "/")
+    return None
+
+
+def _place(path: str, dest_root: fsops.Root, dest_real: str, extra_roots: dict, hook) -> Place:
+    """Where ``path`` lives: through the home's root if it is inside the home, else through its own.
+
+    Inside the home, the path is split lexically (never resolved), so a symlink a student planted on the
+    way is met by O_NOFOLLOW instead of being followed.
+    """
+    path = os.path.abspath(path)
+    parent, name = os.path.dirname(path), os.path.basename(path)
+    rel = _under(parent, os.path.abspath(dest_root.path))
+    if rel is None:
+        rel = _under(os.path.realpath(parent), dest_real)
+    if rel is not None:
+        return Place(dest_root, rel, name)
+    real_parent = os.path.realpath(parent)
+    root = extra_roots.get(real_parent)
+    if root is None:
+        os.makedirs(real_parent, mode=0o700, exist_ok=True)
+        root = extra_roots[real_parent] = fsops.Root(real_parent, hook)
+    return Place(root, "", name)
+
+
+class StateFiles:
+    def __init__(self, dest_root: fsops.Root, dest_real: str, state: str | None, log: str | None,
+                 durable: bool, hook=None) -> None:
+        dest = dest_root.path
+        state = state or os.path.join(dest, STATE_DIR, "manifest.json")
+        if log is None:
+            log = os.path.join(dest, STATE_DIR, "seeder.log")
+        self.durable = durable
+        self.hook = hook
+        self.extra_roots: dict[str, fsops.Root] = {}
+        self.manifest = _place(state, dest_root, dest_real, self.extra_roots, hook)
+        self.lock = Place(self.manifest.root, self.manifest.reldir, self.manifest.name + ".lock")
+        self.pending = Place(self.manifest.root, self.manifest.reldir, self.manifest.name + ".pending")
+        self.log = _place(log, dest_root, dest_real, self.extra_roots, hook) if log else None
+        self.loaded_stat = None
+
+    def reserved(self, dest_root: fsops.Root) -> frozenset[str]:
+        """Relative paths in the home that course files must never take."""
+        out = set()
+        for place in (self.manifest, self.lock, self.pending, self.log):
+            if place is not None and place.root is dest_root:
+                if place.reldir.split("/")[-1] == STATE_DIR:
+                    out.add(place.reldir)
+                else:
+                    out.update((place.relpath, place.relpath + ".1"))
+        return frozenset(out)
+
+    def close(self) -> None:
+        for root in self.extra_roots.values():
+            root.close()
+
+    # -- lock --------------------------------------------------------------------------------------------
+
+    def acquire(self, timeout: float, should_stop) -> int | None:
+        """An exclusive ``flock`` on the lock file, waiting at most ``timeout`` seconds; None if not had.
+
+        The kernel drops a flock when its holder dies (SIGKILL included), so a killed run never leaves a
+        stale lock; the timeout covers a live holder (a run still going in a pod being replaced).
+        """
+        dfd = self.lock.dir_fd(create=True)
+        give_up = time.monotonic() + timeout
+        while True:
+            fd = os.open(self.lock.name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | fsops.O_CLOEXEC, 0o600,
+                         dir_fd=dfd)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= give_up or should_stop():
+                        os.close(fd)
+                        return None
+                    time.sleep(0.05)
+                except OSError as e:
+                    if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                        return fd  # no locking on this filesystem: run unlocked rather than never
+                    raise
+            # The file we locked must still be the lock file (not unlinked and recreated while we waited).
+            try:
+                if os.stat(self.lock.name, dir_fd=dfd, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+
+    # -- manifest -----------------------------------------------------------------------------------------
+
+    def read_manifest(self) -> tuple[Manifest, list[str]]:
+        try:
+            dfd = self.manifest.dir_fd(create=False)
+            fd = os.open(self.manifest.name, fsops.O_READ_FLAGS, dir_fd=dfd)
+        except FileNotFoundError:
+            return Manifest(), []
+        except OSError as e:
+            return Manifest(), ["manifest unreadable (%s); starting afresh" % e.strerror]
+        try:
+            st = os.fstat(fd)
+            chunks = []
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        return manifest_io.parse(b"".join(chunks), st.st_mtime_ns)
+
+    def write_manifest(self, manifest: Manifest, source: str, run_id: str, newest_ns: int) -> None:
+        dfd = self.manifest.dir_fd(create=True)
+        data = manifest_io.dump(manifest, source)
+        entry = fsops.write_atomic(dfd, self.manifest.name, data, temp_name(run_id, 0), durable=self.durable,
+                                   hook=self.hook)
+        # Before we finish, the filesystem clock must be past every mtime we recorded: a student's write in
+        # the same tick as ours would otherwise look "untouched". One tick is a few milliseconds.
+        give_up = time.monotonic() + 2.0
+        while entry.mtime_ns <= newest_ns and time.monotonic() < give_up:
+            time.sleep(0.002)
+            os.utime(self.manifest.name, dir_fd=dfd, follow_symlinks=False)
+            entry = fsops.entry_from_stat(os.stat(self.manifest.name, dir_fd=dfd, follow_symlinks=False))
+        if self.durable:
+            fsops.fsync_dir(dfd)
+
+    # -- pending temporary files ----------------------------------------------------------------------------
+
+    def write_pending(self, run_id: str, dirs: list[str]) -> None:
+        data = json.dumps({"run": run_id, "dirs": dirs}).encode("ascii")
+        fsops.write_atomic(self.pending.dir_fd(create=True), self.pending.name, data, temp_name(run_id, 1),
+                           durable=self.durable, hook=self.hook)
+
+    def clear_pending(self) -> None:
+        try:
+            dfd = self.pending.dir_fd(create=False)
+            if self.hook is not None:
+                self.hook("unlink", self.pending.name)
+            os.unlink(self.pending.name, dir_fd=dfd)
+        except FileNotFoundError:
+            pass
+
+    def clean_after_killed_run(self, dest_root: fsops.Root) -> int:
+        """Remove the temporary files a killed run left (their directories are listed in the pending file)."""
+        try:
+            dfd = self.pending.dir_fd(create=False)
+            fd = os.open(self.pending.name, fsops.O_READ_FLAGS, dir_fd=dfd)
+        except OSError:
+            return 0
+        try:
+            raw = json.loads(os.read(fd, 1 << 24).decode("ascii"))
+            run_id, dirs = str(raw["run"]), [d for d in raw["dirs"] if isinstance(d, str)]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            run_id, dirs = "", []
+        finally:
+            os.close(fd)
+        removed = 0
+        prefix = TEMP_PREFIX + run_id + "-"
+        places = [(dest_root, d) for d in dirs] if run_id else []
+        for root, reldir in places:
+            kind, dirfd = root.probe(reldir)
+            if kind == DIR:
+                removed += self._remove_temps(dirfd, prefix)
+        self.clear_pending()
+        return removed
+
+    def clean_state_dir(self) -> int:
+        """Remove temporary files of ours in the manifest's directory (a manifest write that was killed)."""
+        try:
+            return self._remove_temps(self.manifest.dir_fd(create=False), TEMP_PREFIX)
+        except OSError:
+            return 0
+
+    def _remove_temps(self, dirfd: int, prefix: str) -> int:
+        with os.scandir(dirfd) as entries:
+            names = [e.name for e in entries if e.name.startswith(prefix) and e.name.endswith(".tmp")
+                     and e.is_file(follow_symlinks=False)]
+        for name in names:
+            if self.hook is not None:
+                self.hook("unlink", name)
+            try:
+                os.unlink(name, dir_fd=dirfd)
+            except FileNotFoundError:
+                pass
+        return len(names)
+
+    # -- log --------------------------------------------------------------------------------------------------
+
+    def append_log(self, lines: list[str]) -> None:
+        if self.log is None:
+            return
+        dfd = self.log.dir_fd(create=True)
+        try:
+            if os.stat(self.log.name, dir_fd=dfd, follow_symlinks=False).st_size > LOG_MAX_BYTES:
+                os.rename(self.log.name, self.log.name + ".1", src_dir_fd=dfd, dst_dir_fd=dfd)
+        except FileNotFoundError:
+            pass
+        fd = os.open(self.log.name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | fsops.O_CLOEXEC,
+                     0o600, dir_fd=dfd)
+        try:
+            os.write(fd, "".join(line + "\n" for line in lines).encode("utf-8", "backslashreplace"))
+        finally:
+            os.close(fd)
