@@ -145,13 +145,13 @@ class CognitoAuthenticator(OIDCAuthenticator):
             )
         if self.region and not _REGION.match(self.region):
             raise ConfigError(key("region"), f"{self.region!r} is not an AWS region like 'eu-west-1'")
-        if "." not in domain and "://" not in domain and not self.region:
-            raise ConfigError(key("region"), "must be set (or user_pool_id) when domain is a prefix")
-        if not self.issuer:
+        if not self.user_pool_id and not self.issuer:
             raise ConfigError(
                 key("user_pool_id"),
                 "must be set (e.g. 'eu-west-1_AbCdEf123'): ID tokens are verified against the pool's keys",
             )
+        if not self.region and "." not in domain and "://" not in domain:
+            raise ConfigError(key("region"), "must be set when domain is a prefix and user_pool_id is not set")
         check_url(key("issuer"), self.issuer)
         check_url(key("jwks_url"), self.jwks_url)
         claim = self.username_claim
