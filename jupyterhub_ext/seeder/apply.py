@@ -125,6 +125,7 @@ class Stopper:
 def run(opts: Options) -> Summary:
     """One seeding run. Never raises for expected trouble: it is all in the returned summary."""
     started = time.monotonic()
+    fsops.UMASK = fsops.current_umask()  # files get the course's exact modes, whatever the umask
     summary = Summary()
     stop = Stopper(opts.time_budget, opts.stop_flag)
     source_real = os.path.realpath(opts.source)
@@ -154,18 +155,20 @@ def run(opts: Options) -> Summary:
         summary.errors.append("%s: %s" % (getattr(e, "filename", None) or opts.dest, e.strerror or e))
     finally:
         summary.took = time.monotonic() - started
-        if lock_fd is not None:
-            os.close(lock_fd)  # releases the flock
-        if state is not None:
-            if not opts.dry_run:
+        try:
+            if lock_fd is not None:
+                os.close(lock_fd)  # releases the flock
+            if state is not None and not opts.dry_run:
                 try:
                     state.append_log([summary.line(opts.source)] + ["  " + d for d in _capped(summary.details)]
                                      + ["  error: " + e for e in summary.errors])
                 except OSError:
                     pass  # a log we cannot write (full disk) must not turn a good run into a failed hook
-            state.close()
-        if dest is not None:
-            dest.close()
+        finally:
+            if state is not None:
+                state.close()
+            if dest is not None:
+                dest.close()
     return summary
 
 
@@ -210,7 +213,8 @@ def _seed(opts: Options, source_real: str, dest: fsops.Root, state: StateFiles, 
         kind, _ = dest.probe(d)
         home[d] = HomeEntry(kind)
     need_course, need_home = hashes_needed(course, home, old, policy)
-    course_hashes, home_hashes = _hash(course, dest, home, need_course, need_home, opts.jobs, stop)
+    course_hashes, home_hashes = _hash(course, dest, home, need_course, need_home, opts.jobs, stop,
+                                      opts.hook)
     actions = plan(course, home, old, policy, course_hashes, home_hashes)
     summary.actions = actions
     if opts.dry_run:
@@ -242,14 +246,14 @@ def _run_id() -> str:
 
 
 def _hash(course: CourseTree, dest: fsops.Root, home: dict[str, HomeEntry], need_course: set[str],
-          need_home: set[str], jobs: int, stop: Stopper):
+          need_home: set[str], jobs: int, stop: Stopper, hook=None):
     """Hash what the planner asked for; what the budget leaves unhashed, the planner defers."""
     course_hashes: dict[str, str | None] = {}
     home_hashes: dict[str, str | None] = {}
 
     def course_task(path: str):
         def task(_buf: bytearray) -> None:
-            course_hashes[path] = fsops.hash_path(course.files[path].real)
+            course_hashes[path] = fsops.hash_path(course.files[path].real, hook)
         return task
 
     course_paths = sorted(need_course)

@@ -254,14 +254,16 @@ def hash_fd(fd: int, hook=None, label: str = "") -> str:
         h.update(view[:n])
 
 
-def hash_path(path: str) -> str | None:
+def hash_path(path: str, hook=None) -> str | None:
     """sha256 of a course file (the source tree is the image's: read-only, ours to trust)."""
+    if hook is not None:
+        hook("open", path)
     try:
         fd = os.open(path, os.O_RDONLY | O_CLOEXEC)
     except OSError:
         return None
     try:
-        return hash_fd(fd)
+        return hash_fd(fd, hook, path)
     except OSError:
         return None
     finally:

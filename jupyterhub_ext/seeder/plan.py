@@ -248,7 +248,7 @@ def _directories(course: CourseTree, home: dict[str, HomeEntry], manifest: Manif
             if d in parents or (policy.on_deleted == RESPECT and d in manifest.dirs):
                 continue
             actions.append(Action(MKDIR, d, mode=mode))
-        elif h.kind not in (DIR, BLOCKED):
+        elif h.kind not in (DIR, BLOCKED) and d not in parents:  # (files below it are reported one by one)
             actions.append(Action(NOTE, d, "blocked", note="a %s is where a course directory goes" % h.kind))
     for d in manifest.dirs:
         if d not in course.dirs:

@@ -254,6 +254,8 @@ class StateFiles:
                 os.rename(self.log.name, self.log.name + ".1", src_dir_fd=dfd, dst_dir_fd=dfd)
         except FileNotFoundError:
             pass
+        if self.hook is not None:
+            self.hook("append", self.log.name)
         fd = os.open(self.log.name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | fsops.O_CLOEXEC,
                      0o600, dir_fd=dfd)
         try:
