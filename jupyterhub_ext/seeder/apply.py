@@ -490,6 +490,7 @@ def _flush(batch: list[_Write], opts: Options, new: Manifest, stop: Stopper, sum
 def _place(w: _Write, date: str, hook) -> str:
     """Give a written temporary file its name; the name used, or "" (temporary removed) if not possible."""
     a = w.action
+    assert w.result is not None
     if a.op == COPY:
         if fsops.place_new(w.dir_fd, w.tmp, w.name, hook):
             return w.name
@@ -504,6 +505,15 @@ def _place(w: _Write, date: str, hook) -> str:
                 continue  # never take a name the course itself uses
             if fsops.place_new(w.dir_fd, w.tmp, candidate, hook):
                 return candidate
+            if fsops.file_sha(w.dir_fd, candidate, hook) == w.result.sha:
+                break  # this very version is already there (a run killed before it saved the manifest)
+        else:
+            candidate = ""
+        if candidate:
+            if hook is not None:
+                hook("unlink", w.tmp)
+            os.unlink(w.tmp, dir_fd=w.dir_fd)
+            return candidate
     if hook is not None:
         hook("unlink", w.tmp)
     os.unlink(w.tmp, dir_fd=w.dir_fd)

@@ -270,6 +270,24 @@ def hash_path(path: str, hook=None) -> str | None:
         os.close(fd)
 
 
+def file_sha(dir_fd: int, name: str, hook=None) -> str | None:
+    """sha256 of a regular file in ``dir_fd`` (not following a symlink), or None."""
+    if hook is not None:
+        hook("open", name)
+    try:
+        fd = os.open(name, O_READ_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return hash_fd(fd, hook, name)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 class WriteResult:
     __slots__ = ("sha", "size", "entry")
 

@@ -214,10 +214,13 @@ def _course_file(
                 # Keep a mode the student chose; otherwise take the course's.
                 mode = source.mode if h.mode == seeded.mode else h.mode
                 return [Action(REPLACE, path, "updated", source=source, expect=h, mode=mode, record=base)]
-            if source.mode != seeded.mode and h.mode == seeded.mode:
+            if source.mode != seeded.mode:
                 new = base.copy(seeded=Seeded(seeded.sha, h.size, source.mode, h.mtime_ns, h.ino))
-                return [Action(CHMOD, path, "updated", expect=h, mode=source.mode, record=new,
-                               note="mode %o -> %o" % (seeded.mode, source.mode))]
+                if h.mode == source.mode:
+                    return [Action(RECORD, path, record=new)]  # already applied (by a run killed after it)
+                if h.mode == seeded.mode:
+                    return [Action(CHMOD, path, "updated", expect=h, mode=source.mode, record=new,
+                                   note="mode %o -> %o" % (seeded.mode, source.mode))]
             return _record_if_changed(path, rec, base)
         if hsha is not None and hsha == csha:
             # The student's file holds exactly the course's bytes: it is ours from now on.

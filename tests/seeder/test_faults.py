@@ -1,0 +1,319 @@
+"""Runs that die, disks that fill up, locks, budgets: nothing the student wrote is ever lost or half-written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from jupyterhub_ext.seeder import fsops
+
+from .conftest import (
+    Counter, DiskFullAfter, Kill, KillAt, read, seed, snapshot, temp_files, write_tree,
+)
+
+BIG = bytes(range(256)) * 40  # 10 KiB: several chunks once CHUNK is made small
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    # Copies in 1 KiB chunks, so a kill or a full disk can land between two writes of one file.
+    monkeypatch.setattr(fsops, "CHUNK", 1024)
+
+
+def prepare(base: str) -> dict:
+    """A home seeded with v1, then used by a student, and a course that moved on to v2."""
+    course, home, outside = (os.path.join(base, n) for n in ("course", "home", "outside"))
+    for d in (course, home, outside):
+        os.makedirs(d)
+    write_tree(outside, {"secret.txt": "outside"})
+    write_tree(course, {
+        "untouched.txt": "u1", "edited.ipynb": "e1", "deleted.txt": "d1", "withdrawn.txt": "w1",
+        "big/data.bin": BIG, "modes.sh": ("echo\n", 0o644), "keep/withdrawn-edited.txt": "k1",
+    })
+    assert seed(course, home).status == "ok"
+    write_tree(home, {"edited.ipynb": "e1 + the student's answers", "keep/withdrawn-edited.txt": "k1 + notes",
+                      "new.txt": "the student's own new.txt", "mine/notes.md": "notes"})
+    os.unlink(os.path.join(home, "deleted.txt"))
+    write_tree(course, {"untouched.txt": "u2", "edited.ipynb": "e2", "new.txt": "course new.txt",
+                        "big/data.bin": BIG[::-1], "added/lab.ipynb": "lab"})
+    os.chmod(os.path.join(course, "modes.sh"), 0o755)
+    os.unlink(os.path.join(course, "withdrawn.txt"))
+    os.unlink(os.path.join(course, "keep/withdrawn-edited.txt"))
+    return {"course": course, "home": home, "outside": outside}
+
+
+STUDENT = {
+    "edited.ipynb": b"e1 + the student's answers",
+    "keep/withdrawn-edited.txt": b"k1 + notes",
+    "new.txt": b"the student's own new.txt",
+    "mine/notes.md": b"notes",
+}
+# Everything a complete file in the home may hold: a course version or the student's bytes.
+ALLOWED = {b"u1", b"u2", b"e1", b"e2", b"d1", b"w1", b"k1", BIG, BIG[::-1], b"echo\n", b"course new.txt",
+           b"lab"} | set(STUDENT.values())
+
+
+def check_safe(d: dict, *, killed: bool) -> None:
+    home = d["home"]
+    for rel, content in STUDENT.items():
+        assert read(home, rel) == content, rel
+    for rel, (kind, value, _mode) in snapshot(home, skip_state=True).items():
+        if kind == "file" and not os.path.basename(rel).startswith(".~sd"):
+            assert value in ALLOWED, (rel, value[:40])  # never a partial file
+    assert snapshot(d["outside"]) == {"secret.txt": ("file", b"outside", 0o644)}
+    if not killed:
+        assert temp_files(home) == []
+
+
+def reference(base: str) -> dict:
+    d = prepare(base)
+    assert seed(d["course"], d["home"]).status == "ok"
+    return snapshot(d["home"], skip_state=True)
+
+
+def assert_finishes_like(d: dict, expected: dict) -> None:
+    summary = seed(d["course"], d["home"])
+    assert summary.status == "ok", summary.errors
+    check_safe(d, killed=False)
+    assert snapshot(d["home"], skip_state=True) == expected
+    again = seed(d["course"], d["home"])
+    assert again.bytes_written == 0 and not again.manifest_written  # converged
+
+
+def test_killed_at_every_operation(fast_tmp, small_chunks):
+    expected = reference(os.path.join(fast_tmp, "ref"))
+    d = prepare(os.path.join(fast_tmp, "count"))
+    counter = Counter()
+    seed(d["course"], d["home"], hook=counter)
+    total = len(counter.ops)
+    assert total > 60 and counter.count("write") > 10
+    for n in range(1, total + 1):
+        d = prepare(os.path.join(fast_tmp, "k%d" % n))
+        with pytest.raises(Kill):
+            seed(d["course"], d["home"], hook=KillAt(n))
+        check_safe(d, killed=True)
+        assert_finishes_like(d, expected)
+        shutil.rmtree(os.path.join(fast_tmp, "k%d" % n))
+
+
+def test_killed_twice_in_a_row(fast_tmp, small_chunks):
+    expected = reference(os.path.join(fast_tmp, "ref"))
+    for first, second in ((5, 5), (20, 3), (40, 60), (70, 12)):
+        d = prepare(os.path.join(fast_tmp, "k%d-%d" % (first, second)))
+        for n in (first, second):
+            with pytest.raises(Kill):
+                seed(d["course"], d["home"], hook=KillAt(n))
+            check_safe(d, killed=True)
+        assert_finishes_like(d, expected)
+
+
+def test_disk_full_at_every_write(fast_tmp, small_chunks):
+    expected = reference(os.path.join(fast_tmp, "ref"))
+    d = prepare(os.path.join(fast_tmp, "count"))
+    counter = Counter()
+    seed(d["course"], d["home"], hook=counter)
+    writes = counter.count("write")
+    for n in range(writes):
+        d = prepare(os.path.join(fast_tmp, "f%d" % n))
+        manifest_before = read(d["home"], ".course-seeder/manifest.json")
+        summary = seed(d["course"], d["home"], hook=DiskFullAfter(n))
+        assert summary.status == "disk-full"
+        check_safe(d, killed=False)  # no partial file, no temporary file, the student's bytes all there
+        if not summary.manifest_written:
+            assert read(d["home"], ".course-seeder/manifest.json") == manifest_before
+        assert_finishes_like(d, expected)
+        shutil.rmtree(os.path.join(fast_tmp, "f%d" % n))
+
+
+def test_full_tmpfs(tmp_path):
+    """A real full filesystem: a 1 MiB tmpfs (we are root in this environment; skipped where mount fails)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        course, home = tmp_path / "course", mnt / "home"
+        home.mkdir()
+        write_tree(home, {"my-work.ipynb": b"w" * 100_000})
+        big = {"data%d.bin" % i: os.urandom(300_000) for i in range(5)}  # 1.5 MB: cannot all fit
+        write_tree(course, dict(big, **{"README.md": "readme"}))
+        summary = seed(course, home)
+        assert summary.status == "disk-full", summary.errors
+        assert read(home, "my-work.ipynb") == b"w" * 100_000
+        present = [n for n in big if os.path.exists(home / n)]
+        assert 0 < len(present) < len(big)
+        for name in present:
+            assert read(home, name) == big[name]  # complete, or not there at all
+        assert temp_files(home) == []
+        assert seed(course, home).status == "disk-full"  # still full: still nothing half-done
+        assert temp_files(home) == []
+        subprocess.run(["mount", "-o", "remount,size=8m", str(mnt)], check=True)
+        summary = seed(course, home)
+        assert summary.status == "ok", summary.errors
+        for name, content in big.items():
+            assert read(home, name) == content
+        assert read(home, "my-work.ipynb") == b"w" * 100_000
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_time_budget_stops_cleanly_and_the_next_start_finishes(fast_tmp):
+    course, home = os.path.join(fast_tmp, "course"), os.path.join(fast_tmp, "home")
+    write_tree(course, {"f%03d.txt" % i: "content %d" % i for i in range(60)})
+
+    def slow(op: str, _path: str) -> None:
+        if op == "create":
+            time.sleep(0.01)
+
+    summary = seed(course, home, hook=slow, time_budget=0.15)
+    assert summary.status == "partial" and summary.counts["deferred"] > 0
+    done = summary.counts["added"]
+    assert 0 < done < 60 and temp_files(home) == []
+    summary = seed(course, home)
+    assert summary.status == "ok" and summary.counts["added"] == 60 - done
+    assert summary.counts["adopted"] == 0  # what the first run did was recorded, not rediscovered
+
+
+def test_warm_run_reads_and_writes_nothing(fast_tmp):
+    course, home = os.path.join(fast_tmp, "course"), os.path.join(fast_tmp, "home")
+    files = {"d%d/f%d.txt" % (i % 7, i): "x" * i for i in range(200)}
+    write_tree(course, files)
+    seed(course, home)
+    manifest = os.path.join(home, ".course-seeder", "manifest.json")
+    before = os.stat(manifest)
+    counter = Counter()
+    summary = seed(course, home, hook=counter)
+    ops = {op for op, _ in counter.ops}
+    assert ops <= {"stat", "opendir", "append"}, ops  # no open, read, create, write, rename, link, unlink
+    assert counter.count("stat") == len(files)  # exactly one lstat per file in the home
+    assert counter.count("opendir") <= 7 + 1
+    after = os.stat(manifest)
+    assert (after.st_mtime_ns, after.st_ino) == (before.st_mtime_ns, before.st_ino)
+    assert summary.bytes_written == 0 and summary.status == "ok"
+
+
+def test_new_image_same_content_reads_but_writes_nothing(fast_tmp):
+    course, home = os.path.join(fast_tmp, "course"), os.path.join(fast_tmp, "home")
+    write_tree(course, {"a.txt": "a", "b.txt": "b"})
+    seed(course, home)
+    for name in ("a.txt", "b.txt"):
+        os.utime(os.path.join(course, name), ns=(10**18, 10**18))  # rebuilt image: new mtimes
+    counter = Counter()
+    summary = seed(course, home, hook=counter)
+    course_writes = [(op, path) for op, path in counter.ops if op in ("create", "write", "rename", "link")
+                     and path not in ("manifest.json", ".~sd%s-0.tmp" % path[4:12])]
+    assert summary.bytes_written == 0 and course_writes == []
+    assert summary.manifest_written  # only the hash cache learns the new mtimes...
+    counter = Counter()
+    seed(course, home, hook=counter)
+    assert counter.count("open", "read") == 0  # ...so the next start reads nothing
+
+
+# -- the lock ---------------------------------------------------------------------------------------------
+
+HOLD_LOCK = textwrap.dedent("""
+    import fcntl, os, sys, time
+    fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    time.sleep(60)
+""")
+
+
+def hold_lock(home: str) -> subprocess.Popen:
+    lock = os.path.join(home, ".course-seeder", "manifest.json.lock")
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, lock], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_live_lock_holder_makes_the_run_skip(fast_tmp):
+    course, home = os.path.join(fast_tmp, "course"), os.path.join(fast_tmp, "home")
+    write_tree(course, {"a.txt": "a"})
+    os.makedirs(home)
+    holder = hold_lock(home)
+    try:
+        started = time.monotonic()
+        summary = seed(course, home, lock_timeout=0.3)
+        assert summary.status == "locked" and time.monotonic() - started < 2
+        assert not os.path.exists(os.path.join(home, "a.txt"))
+        with open(os.path.join(home, ".course-seeder", "seeder.log")) as f:
+            assert "status=locked" in f.read()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_killed_lock_holder_does_not_block(fast_tmp):
+    course, home = os.path.join(fast_tmp, "course"), os.path.join(fast_tmp, "home")
+    write_tree(course, {"a.txt": "a"})
+    os.makedirs(home)
+    holder = hold_lock(home)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    started = time.monotonic()
+    summary = seed(course, home, lock_timeout=30)
+    assert summary.status == "ok" and time.monotonic() - started < 2
+    assert read(home, "a.txt") == b"a"
+
+
+# -- a real process, really killed --------------------------------------------------------------------------
+
+def test_sigkill_mid_run(fast_tmp):
+    course, home = os.path.join(fast_tmp, "course"), os.path.join(fast_tmp, "home")
+    files = {"w%02d/f%04d.txt" % (i % 40, i): os.urandom(2000 + i) for i in range(3000)}
+    files.update({"big%d.bin" % i: os.urandom(3 << 20) for i in range(4)})
+    write_tree(course, files)
+    student = {"w00/f0000.txt": b"mine", "w01/f0001.txt": b"also mine", "notes.md": b"notes"}
+    write_tree(home, student)
+    cmd = [sys.executable, "-m", "jupyterhub_ext.seeder", "--source", course, "--dest", home]
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    killed = 0
+    for delay in (0.15, 0.25, 0.05, 0.4, 0.6, 0.3, 0.8, 1.0):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        killed += proc.wait() == -signal.SIGKILL
+        for rel, content in student.items():
+            assert read(home, rel) == content
+        for rel, content in files.items():
+            path = os.path.join(home, rel)
+            if os.path.exists(path) and rel not in student:
+                assert read(home, rel) == content, rel  # complete or absent, never partial
+    assert killed >= 3, "the runs finished before they could be killed; make the tree bigger"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "status=ok" in done.stdout, done.stdout + done.stderr
+    assert temp_files(home) == []
+    for rel, content in files.items():
+        assert read(home, rel) == (student.get(rel, content))
+    for rel in ("w00/f0000.txt", "w01/f0001.txt"):
+        base, ext = os.path.splitext(rel)
+        assert read(home, "%s.course-%s%s" % (base, time.strftime("%Y-%m-%d", time.gmtime()), ext)) == files[rel]
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert "written=0" in again.stdout
+
+
+def test_sigterm_stops_cleanly(fast_tmp):
+    course, home = os.path.join(fast_tmp, "course"), os.path.join(fast_tmp, "home")
+    write_tree(course, {"big%d.bin" % i: os.urandom(8 << 20) for i in range(12)})
+    cmd = [sys.executable, "-m", "jupyterhub_ext.seeder", "--source", course, "--dest", home, "--jobs", "1"]
+    proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=os.getcwd()), stdout=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    if "status=partial" not in out:
+        pytest.skip("the run finished before SIGTERM arrived")
+    assert temp_files(home) == []
+    assert "asked to stop" in read(home, ".course-seeder/seeder.log").decode()
+
+
