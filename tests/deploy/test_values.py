@@ -183,7 +183,8 @@ def test_aks_classroom():
     (host,) = https["hosts"]
     assert re.fullmatch(rf"{re.escape(label)}\.[a-z0-9]+\.cloudapp\.azure\.com", host)
     # class list and passwords from a required Secret
-    assert config["JupyterHub"]["authenticator_class"] == "shared-password"
+    assert config["JupyterHub"]["authenticator_class"] == \
+        "jupyterhub_ext.auth.shared.ClassroomSharedPasswordAuthenticator"
     auth = config["ClassroomSharedPasswordAuthenticator"]
     assert set(auth["admin_users"]) <= set(auth["allowed_users"])
     for var, key in (("JUPYTERHUB_SHARED_PASSWORD", "user-password"),

@@ -1,0 +1,194 @@
+"""The hub as each values combination configures it: the chart's config, then our one extraConfig entry,
+executed as the chart executes it; then the authenticator's own start-up check and a pod for every profile."""
+
+from __future__ import annotations
+
+import asyncio
+
+import kubernetes_validate
+import pytest
+
+from jupyterhub_ext.errors import ConfigError
+from jupyterhub_ext.spawner import ProfilesKubeSpawner
+
+from . import z2jh_chart
+from .conftest import K8S_VERSION
+from .hub import SECRETS, all_pods, configure, container
+
+COMBINATIONS = list(z2jh_chart.COMBINATIONS)
+EKS = [c for c in COMBINATIONS if c != "aks-classroom"]
+
+
+@pytest.fixture(scope="module")
+def hubs():
+    return {name: configure(name) for name in COMBINATIONS}
+
+
+@pytest.fixture(scope="module")
+def pods(hubs):
+    """{combination: {profile[option=choice]: pod}}; built once (a loop of its own: pods are plain dicts)."""
+    async def build():
+        return {name: await all_pods(hub) for name, hub in hubs.items()}
+
+    return asyncio.run(build())
+
+
+@pytest.mark.parametrize("name", COMBINATIONS)
+def test_extra_config_wires_our_spawner(hubs, name):
+    hub = hubs[name]
+    assert hub.config.JupyterHub.spawner_class is ProfilesKubeSpawner
+    # the chart's derived settings survived (setup() only adds to them)
+    assert hub.config.KubeSpawner.scheduler_name == "user-scheduler"
+    assert hub.config.KubeSpawner.uid == 1000 and hub.config.KubeSpawner.fs_gid == 100
+
+
+@pytest.mark.parametrize("name", COMBINATIONS)
+def test_the_authenticator_accepts_its_configuration(hubs, name):
+    """The check the authenticator runs when the hub starts (check_allow_config) passes with these values."""
+    hub = hubs[name]
+    cls = hub.authenticator()
+    expected = {"base": "ClassroomSharedPasswordAuthenticator", "aks-classroom": "ClassroomSharedPasswordAuthenticator",
+                "eks-cognito": "CognitoAuthenticator", "eks-keycloak": "KeycloakAuthenticator"}[name]
+    assert cls.__name__ == expected and cls.__module__.startswith("jupyterhub_ext.auth")
+    with z2jh_chart.environ(hub.env):
+        authenticator = cls(config=hub.config)
+        authenticator.validate_config()
+        if expected == "ClassroomSharedPasswordAuthenticator":
+            assert authenticator.user_password == SECRETS["jupyterhub-ext-login"]["user-password"]
+            assert authenticator.admin_password == SECRETS["jupyterhub-ext-login"]["admin-password"]
+        else:
+            assert authenticator.client_secret == SECRETS["jupyterhub-ext-oauth"]["client-secret"]
+            assert authenticator.enable_auth_state is True
+
+
+def test_classroom_without_its_secret_does_not_start():
+    """The AKS overlay requires the Secret: the kubelet refuses to start the hub container without it."""
+    with pytest.raises(z2jh_chart.MissingSecret, match="jupyterhub-ext-login"):
+        configure("aks-classroom", secrets={})
+
+
+def test_base_without_the_password_secret_stops_at_start_up():
+    """The base's reference is optional (OAuth overlays need no password); then the authenticator refuses."""
+    hub = configure("base", secrets={})
+    assert "JUPYTERHUB_SHARED_PASSWORD" not in hub.env
+    with z2jh_chart.environ(hub.env):
+        authenticator = hub.authenticator()(config=hub.config)
+        with pytest.raises(ConfigError, match="no shared password"):
+            authenticator.validate_config()
+
+
+@pytest.mark.parametrize("name", ["eks-cognito", "eks-keycloak"])
+def test_oauth_overlays_need_their_client_secret(name):
+    with pytest.raises(z2jh_chart.MissingSecret, match="jupyterhub-ext-oauth"):
+        configure(name, secrets={"jupyterhub-ext-login": SECRETS["jupyterhub-ext-login"]})
+
+
+def test_a_bad_setting_in_values_stops_the_hub_naming_the_key():
+    """setup(c) validates the final config: a typo in a catalog setting exits instead of starting."""
+    values = z2jh_chart.user_values(z2jh_chart.COMBINATIONS["base"])
+    values["hub"]["config"]["ProfilesKubeSpawner"]["node_pool_label"] = ""
+    values["hub"]["config"]["ProfilesKubeSpawner"]["catalog_file"] = "builtin:no-such-catalog"
+    with pytest.raises(SystemExit, match=r"ProfilesKubeSpawner\.catalog_file"):
+        configure("base", values=values)
+
+
+def test_the_extra_config_runs_with_exactly_the_chart_scope():
+    """Only c, get_config, get_secret_value, os and sys exist where the chart exec()s extraConfig."""
+    values = z2jh_chart.user_values(z2jh_chart.COMBINATIONS["base"])
+    values["hub"]["extraConfig"]["00-probe"] = (
+        "assert sorted(k for k in globals() if not k.startswith('__')) == "
+        "['c', 'get_config', 'get_secret_value', 'os', 'sys'], sorted(globals())\n"
+        "assert get_config('hub.config.ProfilesKubeSpawner.catalog_file') == 'builtin:eks'\n"
+        "c.JupyterHub.probe_ran = True\n"
+    )
+    hub = configure("base", values=values)
+    assert hub.config.JupyterHub.probe_ran is True
+    assert hub.config.JupyterHub.spawner_class is ProfilesKubeSpawner  # zz- ran after 00-
+
+
+def test_every_combination_offers_profiles(pods):
+    assert set(pods["aks-classroom"]) == {"classroom"}
+    for name in EKS:
+        assert {"data-engineering", "elyra", "trainium", "inferentia", "gpu-timeslice", "gpu-mig", "gpu"} <= \
+            set(pods[name])
+
+
+def _each_pod(pods):
+    for name, by_profile in pods.items():
+        for label, pod in by_profile.items():
+            yield name, label, pod
+
+
+def test_every_pod_is_valid_kubernetes(pods):
+    for name, label, pod in _each_pod(pods):
+        try:
+            kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            raise AssertionError(f"{name}/{label}: {e}") from None
+
+
+def test_every_pod_is_secure(pods):
+    """No root, no escalation, no capabilities in the notebook container; the metadata block is kept."""
+    for name, label, pod in _each_pod(pods):
+        where = f"{name}/{label}"
+        notebook = container(pod)
+        sc = notebook["securityContext"]
+        assert sc["runAsUser"] == 1000 and sc["runAsGroup"] == 100 and sc["runAsNonRoot"] is True, where
+        assert sc["allowPrivilegeEscalation"] is False and not sc.get("privileged"), where
+        assert sc["capabilities"] == {"drop": ["ALL"]}, where
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        env = {e["name"]: e.get("value") for e in notebook.get("env", [])}
+        assert "GRANT_SUDO" not in env and "CHOWN_HOME" not in env, where
+        assert pod["spec"]["securityContext"]["fsGroup"] == 100, where
+        assert "runAsUser" not in pod["spec"]["securityContext"], where  # the chart's iptables container needs root
+        assert pod["spec"]["automountServiceAccountToken"] is False, where
+        # singleuser.cloudMetadata.blockWithIptables: the chart's init container must reach the pod
+        init = [c["name"] for c in pod["spec"].get("initContainers", [])]
+        assert "block-cloud-metadata" in init, f"{where}: the cloud-metadata block was dropped (init: {init})"
+        block = next(c for c in pod["spec"]["initContainers"] if c["name"] == "block-cloud-metadata")
+        assert block["command"][-4:] == ["-d", "169.254.169.254", "-j", "DROP"], where
+
+
+def test_every_pod_has_its_home_and_the_right_shared_mount(pods):
+    for name, label, pod in _each_pod(pods):
+        where = f"{name}/{label}"
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        mounts = {m["mountPath"]: m for m in container(pod)["volumeMounts"]}
+        home = mounts["/home/jovyan"]
+        if name == "aks-classroom":
+            claim = volumes[home["name"]]["persistentVolumeClaim"]["claimName"]
+            assert claim.startswith("claim-"), where  # KubeSpawner's per-user PVC, 1Gi
+            assert "/home/shared" not in mounts, where
+        else:
+            assert volumes[home["name"]]["persistentVolumeClaim"]["claimName"] == "efs-home", where
+            assert home["subPath"] == "alice", where  # one directory per user, never the volume root
+            shared = mounts["/home/shared"]
+            assert volumes[shared["name"]]["persistentVolumeClaim"]["claimName"] == "efs-shared", where
+            # built as an admin: read-write; students get it read-only (test below)
+            assert shared.get("readOnly") is False, where
+
+
+async def test_students_read_the_shared_volume_instructors_write_it(hubs):
+    from .hub import make_spawner, pod_for
+
+    hub = hubs["eks-cognito"]
+    for groups, read_only in ((["students"], True), (["instructors"], False)):
+        spawner = make_spawner(hub, name="bob", groups=groups, admin=False)
+        pod = await pod_for(spawner, {"profile": "data-engineering"})
+        shared = next(m for m in container(pod)["volumeMounts"] if m["mountPath"] == "/home/shared")
+        assert shared["readOnly"] is read_only, groups
+
+
+def test_every_eks_pod_requires_a_user_node_and_keeps_the_chart_tolerations(pods):
+    for name, label, pod in _each_pod(pods):
+        tolerations = pod["spec"]["tolerations"]
+        assert {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user",
+                "effect": "NoSchedule"} in tolerations
+        assert pod["spec"]["schedulerName"] == "user-scheduler"
+        if name == "aks-classroom":
+            continue
+        terms = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"]
+        assert {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]} in \
+            terms[0]["matchExpressions"], f"{name}/{label}"
+        assert pod["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true"
