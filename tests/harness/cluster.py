@@ -49,6 +49,8 @@ def _kill_leftovers() -> None:
 
 
 class EmulatedCluster:
+    emulated = True
+
     def __init__(self, data_dir: str | None = None, *, pools: list[NodePool] | None = None,
                  nodes: list[dict] | None = None, storage_classes: list[StorageClassModel] | None = None,
                  namespaces: tuple[str, ...] = (), images: dict[str, ImageConfig] | None = None,

@@ -28,6 +28,7 @@ class Fault:
     message: str | None = None
     reason: str | None = None
     hang: float | None = None  # seconds to hang before failing (a client timeout fires first)
+    after: bool = False  # with hang: apply the request first, then hang (the response is lost, not the write)
     delay: float | None = None  # seconds to wait, then serve the request normally
     namespace: str | None = None
     name: str | None = None
@@ -91,9 +92,10 @@ class Faults:
         return self.add(verb, resource, times, status=403, **kw)
 
     def timeout(self, verb: str | None, resource: str | None, times: int | None = 1, hang: float = 60.0,
-                **kw) -> Fault:
-        """Requests hang for ``hang`` seconds (beyond KubeSpawner's k8s_api_request_timeout), then fail 504."""
-        return self.add(verb, resource, times, status=504, hang=hang, **kw)
+                after: bool = False, **kw) -> Fault:
+        """Requests hang for ``hang`` seconds (beyond KubeSpawner's k8s_api_request_timeout), then fail 504.
+        With ``after=True`` the request takes effect first and only its response is lost."""
+        return self.add(verb, resource, times, status=504, hang=hang, after=after, **kw)
 
     def slow(self, verb: str | None, resource: str | None, delay: float, times: int | None = None, **kw) -> Fault:
         return self.add(verb, resource, times, delay=delay, **kw)

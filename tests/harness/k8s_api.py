@@ -114,8 +114,8 @@ class KubeAPIServer:
 
     def __init__(self, store: Store, faults: Faults | None = None, log: RequestLog | None = None):
         self.store = store
-        self.faults = faults or Faults()
-        self.log = log or RequestLog()
+        self.faults = Faults() if faults is None else faults
+        self.log = RequestLog() if log is None else log
         self.log_reader: Callable[[str, str, str | None, int | None], str] | None = None  # kubelet hook
         self.url: str | None = None
         self._runner: web.AppRunner | None = None
@@ -246,8 +246,11 @@ class KubeAPIServer:
             if fault is not None:
                 if fault.hang:
                     rec.fault = True
+                    if fault.after and not route.watch:
+                        resp = await self._dispatch(request, route)
+                        rec.status = resp.status
                     await asyncio.sleep(fault.hang)
-                    raise fault.error(route.rt.plural, route.name or self._body_name_sync(request))
+                    raise fault.error(route.rt.plural, route.name)
                 if fault.delay:
                     await asyncio.sleep(fault.delay)
                     fault = None
@@ -276,10 +279,6 @@ class KubeAPIServer:
                 rec.status = 200
             rec.duration = time.monotonic() - start
             self.log.append(rec)
-
-    @staticmethod
-    def _body_name_sync(request) -> str | None:
-        return None
 
     @staticmethod
     async def _body_name(request) -> str | None:
@@ -450,6 +449,3 @@ class KubeAPIServer:
     def drop_watches(self, resource: str | None = None) -> int:
         return self.store.drop_watches(resource)
 
-
-def count_items(items: Iterable) -> int:
-    return sum(1 for _ in items)

@@ -82,19 +82,21 @@ DEFAULT_COMMAND_MAP: dict[str, list[str]] = {
 WILDCARD_HOSTS = {"0.0.0.0", "", "::", "[::]", "*"}
 
 
+_ISOLATION: str | None = None
+
+
 def probe_isolation() -> str:
     """'namespaces' when this process may create mount namespaces (root with CAP_SYS_ADMIN), else 'none'."""
-    if os.geteuid() != 0 or not hasattr(os, "unshare"):
-        return "none"
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.unshare(os.CLONE_NEWNS)
-            os._exit(0)
-        except BaseException:
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    return "namespaces" if os.waitstatus_to_exitcode(status) == 0 else "none"
+    global _ISOLATION
+    if _ISOLATION is None:
+        if os.geteuid() != 0 or not hasattr(os, "unshare"):
+            _ISOLATION = "none"
+        else:
+            import subprocess
+            probe = subprocess.run([sys.executable, "-I", "-S", "-c", "import os; os.unshare(os.CLONE_NEWNS)"],
+                                   capture_output=True, timeout=30)
+            _ISOLATION = "namespaces" if probe.returncode == 0 else "none"
+    return _ISOLATION
 
 
 def expand(value: str, env: dict[str, str]) -> str:

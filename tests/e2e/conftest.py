@@ -1,0 +1,72 @@
+"""Fixtures for the end-to-end tests: an emulated cluster and a real hub per module.
+
+Test modules tune them with module-level constants:
+  HUB_OPTIONS  keyword arguments of tests.harness.hub.kube_hub_config (spawner_class, storage, timeouts...)
+  HUB_CONFIG   extra jupyterhub_config.py text (or a {"Section": {"trait": value}} mapping), applied last
+  CLUSTER_OPTIONS  keyword arguments of EmulatedCluster (pools, images, command_map, ...)
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+
+import pytest
+
+from tests.harness.artifacts import artifact_dir, module_failed, save_file
+from tests.harness.cluster import EmulatedCluster
+from tests.harness.hub import KubeHub, start_kube_hub
+from tests.harness.nodes import eks_pools
+
+NAMESPACE = os.environ.get("E2E_NAMESPACE", "jhub-e2e")
+_names = itertools.count(1)
+
+
+def _module_name(request) -> str:
+    return request.module.__name__.rsplit(".", 1)[-1]
+
+
+@pytest.fixture(scope="module")
+def cluster(request):
+    """An EmulatedCluster with EKS-like Karpenter pools (default, gpu, gpu-shared, gpu-mig, trainium,
+    inferentia) and the namespace NAMESPACE. Dumped to artifacts/ when a test of the module failed."""
+    options = dict(pools=eks_pools(delay=0.2), namespaces=(NAMESPACE,), backoff_max=2.0)
+    options.update(getattr(request.module, "CLUSTER_OPTIONS", {}))
+    c = EmulatedCluster(**options).start()
+    yield c
+    try:
+        if module_failed(request):
+            c.dump(str(artifact_dir(f"{_module_name(request)}/cluster")))
+    finally:
+        c.stop()
+
+
+def _start_hub(request, kube, namespace: str, **extra) -> KubeHub:
+    options = dict(getattr(request.module, "HUB_OPTIONS", {}))
+    options.update(extra)
+    hub = start_kube_hub(kube.kubeconfig, namespace=namespace, config=getattr(request.module, "HUB_CONFIG", ""),
+                         name=f"e2e-{_module_name(request)}", **options)
+    return hub
+
+
+def _stop_hub(request, hub: KubeHub) -> None:
+    failed = module_failed(request)
+    if failed:
+        save_file(hub.process.log_path, artifact_dir(f"{_module_name(request)}"), "hub.log")
+    hub.process.stop()
+
+
+@pytest.fixture(scope="module")
+def hub(request, cluster) -> KubeHub:
+    """A real jupyterhub + configurable-http-proxy whose spawner talks to ``cluster``."""
+    h = _start_hub(request, cluster, NAMESPACE)
+    yield h
+    _stop_hub(request, h)
+
+
+@pytest.fixture
+def username(request) -> str:
+    """A user name unique in the session, readable in logs: <test name>-<n>."""
+    base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower().removeprefix("test_"))[:30].strip("-")
+    return f"{base}-{next(_names)}"
