@@ -1,15 +1,23 @@
-"""Fixtures for the authenticator tests: one OpenID Connect provider per session, hubs per module."""
+"""Fixtures for the authenticator tests: one OpenID Connect provider and a set of hubs per session.
+
+Starting a hub costs seconds of CPU (mostly imports), so every hub the selected tests need, and every
+start-up refusal they check, is launched at once, in parallel, when the first of them is needed: test modules
+register them with ``hub_factory`` and ``refusal_case``; tests get them from the ``background`` fixture.
+"""
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from tests.support import hub_process
-from tests.support.hub_process import HubProcess, free_port, start_hub
+from tests.support.hub_process import HubProcess, expect_start_failure, free_port, start_hub
 
 from .provider import Provider
 
@@ -94,3 +102,77 @@ def start_oidc_hub(
     }
     hub = start_hub(config, crypt_key=True, port=port, name=name)
     return OIDCHub(hub, provider, client_id, secret, other_id, root)
+
+
+# ---- hubs and refusals, started in parallel -------------------------------------------------------------
+
+#: fixture name -> factory(provider) returning an object with .stop() (or an OIDCHub)
+HUB_FACTORIES: dict[str, Callable[[Provider], Any]] = {}
+
+#: refusal key -> keyword arguments of expect_start_failure
+REFUSALS: dict[str, dict[str, Any]] = {}
+
+
+def hub_factory(fixture_name: str):
+    """Register how to start the hub behind the session fixture ``fixture_name``."""
+
+    def register(factory: Callable[[Provider], Any]):
+        HUB_FACTORIES[fixture_name] = factory
+        return factory
+
+    return register
+
+
+def refusal_case(key: str, config: Any, *, match: str, **kwargs: Any) -> str:
+    """Register a configuration (or a function making one) the hub must refuse to start with; tests
+    parametrize over the keys (parameter name ``refusal``) and read the log from ``background.refusal(key)``."""
+    REFUSALS[key] = {"config": config, "match": match, "name": "refusal-" + key.replace("/", "-"), **kwargs}
+    return key
+
+
+@dataclass
+class Background:
+    hubs: dict[str, Future] = field(default_factory=dict)
+    refusals: dict[str, Future] = field(default_factory=dict)
+
+    def hub(self, name: str) -> Any:
+        return self.hubs[name].result()
+
+    def refusal(self, key: str) -> str:
+        """The log of the refused start (expect_start_failure's assertions already passed)."""
+        return self.refusals[key].result()
+
+
+def _refuse(case: dict[str, Any]) -> str:
+    case = dict(case)
+    if callable(case["config"]):  # configs that need files made at run time, not at import
+        case["config"] = case["config"]()
+    return expect_start_failure(**case)
+
+
+def _stop(obj: Any) -> None:
+    (obj.hub if isinstance(obj, OIDCHub) else obj).stop()
+
+
+@pytest.fixture(scope="session")
+def background(request, provider):
+    items = request.session.items
+    wanted_hubs = {name for item in items for name in item.fixturenames if name in HUB_FACTORIES}
+    wanted_refusals = {
+        item.callspec.params["refusal"]
+        for item in items
+        if hasattr(item, "callspec") and "refusal" in item.callspec.params
+    }
+    jobs = len(wanted_hubs) + len(wanted_refusals)
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, int(os.environ.get("AUTH_TEST_PARALLEL_STARTS", "8")))))
+    bg = Background()
+    # Hubs first: tests wait for them; refusals are only read by the last tests of each module.
+    for name in sorted(wanted_hubs):
+        bg.hubs[name] = pool.submit(HUB_FACTORIES[name], provider)
+    for key in sorted(wanted_refusals):
+        bg.refusals[key] = pool.submit(_refuse, REFUSALS[key])
+    yield bg
+    pool.shutdown(wait=True)
+    for future in bg.hubs.values():
+        if future.exception() is None:
+            _stop(future.result())

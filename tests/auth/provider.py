@@ -185,8 +185,14 @@ class Provider:
         return [body]
 
     def _other_client(self, client_id: str) -> str:
-        others = [c for c in self._clients if c != client_id]
-        assert others, "the 'audience' tamper mode needs a second registered client"
+        # Another client of the same application (same redirect URI), so the provider lets the login through.
+        mine = self._clients[client_id]
+        others = [
+            c
+            for c, info in self._clients.items()
+            if c != client_id and info["redirect_uri"] == mine["redirect_uri"] and info["auth_method"] == mine["auth_method"]
+        ]
+        assert others, "the 'audience' tamper mode needs a second client registered for the same redirect URI"
         return others[0]
 
     def _authorize(self, environ, start_response):

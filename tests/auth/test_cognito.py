@@ -8,9 +8,7 @@ from urllib.parse import urlencode
 import jwt
 import pytest
 
-from tests.support.hub_process import expect_start_failure
-
-from .conftest import AUTH_REFRESH_AGE, TOKEN_LIFETIME, start_oidc_hub, unique
+from .conftest import AUTH_REFRESH_AGE, TOKEN_LIFETIME, hub_factory, refusal_case, start_oidc_hub, unique
 from .provider import login, whoami
 
 POOL_ID = "eu-west-1_TestPool1"
@@ -30,9 +28,9 @@ def cognito_claims(name: str, groups: list[str] | None, **extra) -> dict:
     return claims
 
 
-@pytest.fixture(scope="module")
-def cognito(provider):
-    env = start_oidc_hub(
+@hub_factory("cognito")
+def start_cognito(provider):
+    return start_oidc_hub(
         provider,
         "cognito",
         {
@@ -49,8 +47,11 @@ def cognito(provider):
         auth_method="client_secret_basic",
         name="cognito",
     )
-    yield env
-    env.hub.stop()
+
+
+@pytest.fixture(scope="module")
+def cognito(background):
+    return background.hub("cognito")
 
 
 def new_user(cognito, prefix: str, groups: list[str] | None = None, **extra) -> tuple[str, str]:
@@ -231,10 +232,10 @@ def test_user_disabled_at_the_provider_must_log_in_again(cognito):
     cognito.hub.wait_for_log(rf"The provider refused to refresh {username}")
 
 
-@pytest.fixture(scope="module")
-def upstream_generic(provider):
+@hub_factory("upstream_generic")
+def start_upstream_generic(provider):
     """The upstream GenericOAuthenticator, configured as oauthenticator documents it for Cognito ID tokens."""
-    env = start_oidc_hub(
+    return start_oidc_hub(
         provider,
         "generic-oauth",
         {
@@ -249,16 +250,20 @@ def upstream_generic(provider):
         auth_method="client_secret_post",
         name="upstream-generic",
     )
-    yield env
-    env.hub.stop()
+
+
+@pytest.fixture(scope="module")
+def upstream_generic(background):
+    return background.hub("upstream_generic")
 
 
 # ---- start-up refusals (real jupyterhub processes) ----------------------------------------------------------
 
 
-def test_blueprint_config_without_allow_rule_refuses_to_start(provider):
+NO_ALLOW_RULE = refusal_case(
+    "cognito/no-allow-rule",
     # The public EKS blueprint's Cognito values, translated to this authenticator: no allow rule at all.
-    config = {
+    {
         "JupyterHub": {"authenticator_class": "cognito"},
         "CognitoAuthenticator": {
             "domain": "my-hub",
@@ -268,13 +273,14 @@ def test_blueprint_config_without_allow_rule_refuses_to_start(provider):
             "oauth_callback_url": "https://hub.example.com/hub/oauth_callback",
             "login_service": "sign in with Cognito",
         },
-    }
-    log = expect_start_failure(config, crypt_key=True, match=r"CognitoAuthenticator\.allowed_groups: no allow rule")
-    assert "nobody could log in" in log
+    },
+    crypt_key=True,
+    match=r"CognitoAuthenticator\.allowed_groups: no allow rule",
+)
 
-
-def test_missing_crypt_key_refuses_to_start(provider):
-    config = {
+NO_CRYPT_KEY = refusal_case(
+    "cognito/no-crypt-key",
+    {
         "JupyterHub": {"authenticator_class": "cognito"},
         "CognitoAuthenticator": {
             "domain": "my-hub",
@@ -282,6 +288,18 @@ def test_missing_crypt_key_refuses_to_start(provider):
             "client_id": "abc",
             "allowed_groups": {"students"},
         },
-    }
-    expect_start_failure(config, crypt_key=False, match=r"auth_state is enabled, but encryption is not available")
+    },
+    crypt_key=False,
+    match=r"auth_state is enabled, but encryption is not available",
+)
 
+
+@pytest.mark.parametrize("refusal", [NO_ALLOW_RULE])
+def test_blueprint_config_without_allow_rule_refuses_to_start(background, refusal):
+    log = background.refusal(refusal)
+    assert "nobody could log in" in log
+
+
+@pytest.mark.parametrize("refusal", [NO_CRYPT_KEY])
+def test_missing_crypt_key_refuses_to_start(background, refusal):
+    background.refusal(refusal)

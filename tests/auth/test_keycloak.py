@@ -7,9 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.support.hub_process import expect_start_failure
-
-from .conftest import AUTH_REFRESH_AGE, TOKEN_LIFETIME, start_oidc_hub, unique
+from .conftest import AUTH_REFRESH_AGE, TOKEN_LIFETIME, hub_factory, refusal_case, start_oidc_hub, unique
 from .provider import login, whoami
 
 DEFAULT_REALM_ROLES = ["default-roles-hub", "offline_access", "uma_authorization"]
@@ -33,9 +31,9 @@ def keycloak_claims(name: str, groups=None, realm_roles=(), client_roles=()) -> 
     return claims
 
 
-@pytest.fixture(scope="module")
-def keycloak(provider):
-    env = start_oidc_hub(
+@hub_factory("keycloak")
+def start_keycloak(provider):
+    return start_oidc_hub(
         provider,
         "keycloak",
         {
@@ -51,8 +49,11 @@ def keycloak(provider):
         auth_method="client_secret_post",
         name="keycloak",
     )
-    yield env
-    env.hub.stop()
+
+
+@pytest.fixture(scope="module")
+def keycloak(background):
+    return background.hub("keycloak")
 
 
 def new_user(keycloak, prefix: str, **claims) -> tuple[str, str]:
@@ -162,13 +163,21 @@ def test_bad_id_token_is_refused(keycloak, mode, kind):
     assert login(keycloak.hub, sub).status == 302
 
 
-def test_realm_url_that_is_not_a_realm_refuses_to_start():
-    config = {
+NOT_A_REALM = refusal_case(
+    "keycloak/not-a-realm",
+    {
         "JupyterHub": {"authenticator_class": "keycloak"},
         "KeycloakAuthenticator": {
             "realm_url": "https://sso.example.com/admin/master/console",
             "client_id": "hub",
             "allowed_groups": {"students"},
         },
-    }
-    expect_start_failure(config, crypt_key=True, match=r"KeycloakAuthenticator\.realm_url: .* is not a realm URL")
+    },
+    crypt_key=True,
+    match=r"KeycloakAuthenticator\.realm_url: .* is not a realm URL",
+)
+
+
+@pytest.mark.parametrize("refusal", [NOT_A_REALM])
+def test_realm_url_that_is_not_a_realm_refuses_to_start(background, refusal):
+    background.refusal(refusal)

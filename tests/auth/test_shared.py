@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.hub_process import expect_start_failure, start_hub
+from tests.support.hub_process import start_hub
+
+from .conftest import hub_factory, refusal_case
 
 # Full class path: the "shared-password" entry point name is also JupyterHub's own (see test_config.py).
 SHARED_CLASS = "jupyterhub_ext.auth.shared.ClassroomSharedPasswordAuthenticator"
@@ -15,9 +19,9 @@ STUDENT_PASSWORD = "correct horse battery"
 ADMIN_PASSWORD = "teacher-only " + "x" * 24  # 37 characters
 
 
-@pytest.fixture(scope="module")
-def classroom(tmp_path_factory):
-    secret_dir = tmp_path_factory.mktemp("secret")
+@hub_factory("classroom")
+def start_classroom(provider):
+    secret_dir = Path(tempfile.mkdtemp(prefix="classroom-secret-"))
     password_file = secret_dir / "user-password"
     password_file.write_text(STUDENT_PASSWORD + "\n")  # as `kubectl create secret --from-file` leaves it
     config = {
@@ -28,14 +32,17 @@ def classroom(tmp_path_factory):
             "user_password_file": str(password_file),
         },
     }
-    hub = start_hub(
+    return start_hub(
         config,
         env={"JUPYTERHUB_SHARED_ADMIN_PASSWORD": ADMIN_PASSWORD},
         debug=True,  # the password must not appear even in debug logs
         name="shared-password",
     )
-    yield hub
-    hub.stop()
+
+
+@pytest.fixture(scope="module")
+def classroom(background):
+    return background.hub("classroom")
 
 
 def form_login(hub, username: str, password: str) -> tuple[requests.Session, requests.Response]:
@@ -104,27 +111,40 @@ def test_passwords_never_reach_the_log(classroom):
     assert ADMIN_PASSWORD not in log
 
 
-def test_no_password_refuses_to_start():
-    config = {
+NO_PASSWORD = refusal_case(
+    "shared/no-password",
+    {
         "JupyterHub": {"authenticator_class": SHARED_CLASS},
         "ClassroomSharedPasswordAuthenticator": {"allowed_users": {"alice"}},
-    }
-    expect_start_failure(
-        config, match=r"ClassroomSharedPasswordAuthenticator\.user_password: no shared password is set"
-    )
+    },
+    match=r"ClassroomSharedPasswordAuthenticator\.user_password: no shared password is set",
+)
 
 
-def test_short_password_from_a_file_refuses_to_start(tmp_path):
-    (tmp_path / "pw").write_text("short12\n")
-    config = {
+def short_password_config():
+    secret_dir = Path(tempfile.mkdtemp(prefix="classroom-short-"))
+    (secret_dir / "pw").write_text("short12\n")
+    return {
         "JupyterHub": {"authenticator_class": SHARED_CLASS},
         "ClassroomSharedPasswordAuthenticator": {
             "allowed_users": {"alice"},
-            "user_password_file": str(tmp_path / "pw"),
+            "user_password_file": str(secret_dir / "pw"),
         },
     }
-    log = expect_start_failure(
-        config,
-        match=r"ClassroomSharedPasswordAuthenticator\.user_password_file: must be at least 8 characters long, got 7",
-    )
-    assert "short12" not in log
+
+
+SHORT_PASSWORD = refusal_case(
+    "shared/short-password-file",
+    short_password_config,
+    match=r"ClassroomSharedPasswordAuthenticator\.user_password_file: must be at least 8 characters long, got 7",
+)
+
+
+@pytest.mark.parametrize("refusal", [NO_PASSWORD])
+def test_no_password_refuses_to_start(background, refusal):
+    background.refusal(refusal)
+
+
+@pytest.mark.parametrize("refusal", [SHORT_PASSWORD])
+def test_short_password_from_a_file_refuses_to_start(background, refusal):
+    assert "short12" not in background.refusal(refusal)
