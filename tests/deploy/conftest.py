@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.machinery
 import importlib.util
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .z2jh_chart import HELM, NAMESPACE, ROOT
+from .z2jh_chart import COMBINATIONS, HELM, NAMESPACE, ROOT
 
 K8S_VERSION = "1.31.0"
 PLATFORM = HELM / "platform"
@@ -85,3 +86,22 @@ def dummy_kubeconfig(tmp_path_factory):
     kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(path)
     yield str(path)
     kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved
+
+
+@pytest.fixture(scope="session")
+def hubs(dummy_kubeconfig):
+    """{combination: the hub's configuration as the chart and our extraConfig build it}."""
+    from .hub import configure
+
+    return {name: configure(name) for name in COMBINATIONS}
+
+
+@pytest.fixture(scope="session")
+def pods(hubs):
+    """{combination: {profile[option=choice]: pod}}, built once in a loop of its own (pods are plain dicts)."""
+    from .hub import all_pods
+
+    async def build():
+        return {name: await all_pods(hub) for name, hub in hubs.items()}
+
+    return asyncio.run(build())

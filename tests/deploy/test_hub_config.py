@@ -3,8 +3,6 @@ executed as the chart executes it; then the authenticator's own start-up check a
 
 from __future__ import annotations
 
-import asyncio
-
 import kubernetes_validate
 import pytest
 
@@ -13,24 +11,10 @@ from jupyterhub_ext.spawner import ProfilesKubeSpawner
 
 from . import z2jh_chart
 from .conftest import K8S_VERSION
-from .hub import SECRETS, all_pods, configure, container
+from .hub import SECRETS, configure, container
 
 COMBINATIONS = list(z2jh_chart.COMBINATIONS)
 EKS = [c for c in COMBINATIONS if c != "aks-classroom"]
-
-
-@pytest.fixture(scope="module")
-def hubs():
-    return {name: configure(name) for name in COMBINATIONS}
-
-
-@pytest.fixture(scope="module")
-def pods(hubs):
-    """{combination: {profile[option=choice]: pod}}; built once (a loop of its own: pods are plain dicts)."""
-    async def build():
-        return {name: await all_pods(hub) for name, hub in hubs.items()}
-
-    return asyncio.run(build())
 
 
 @pytest.mark.parametrize("name", COMBINATIONS)
