@@ -23,7 +23,7 @@ from . import manifest as manifest_io
 from .model import (
     CHMOD, COPY, DEFAULT_ON_DELETED, DEFAULT_TIME_BUDGET, DIR, MKDIR, NOTE, OFFER, OUTCOMES, RECORD, REMOVE,
     REPLACE, RMDIR, WRITES,
-    Action, CourseTree, HomeEntry, Manifest, Policy, Seeded,
+    Action, CourseTree, HomeEntry, Manifest, Policy, Record, Seeded,
 )
 from .plan import beside_name, hashes_needed, plan
 from .scan import DEFAULT_EXCLUDES, scan_course
@@ -198,7 +198,9 @@ def _seed(opts: Options, source_real: str, dest: fsops.Root, state: StateFiles, 
     old, problems = state.read_manifest()
     summary.errors.extend(problems)
     if not opts.dry_run:
-        summary.temp_cleaned = state.clean_after_killed_run(dest) + state.clean_state_dir()
+        summary.temp_cleaned = state.clean_state_dir()
+        if not _recover(opts, dest, state, old, summary):
+            return
     course = scan_course(source_real, opts.excludes)
     summary.files = len(course.files)
     for path, why in course.problems:
@@ -239,6 +241,34 @@ def _seed(opts: Options, source_real: str, dest: fsops.Root, state: StateFiles, 
             summary.errors.append("manifest not saved: %s" % e.strerror)
             if e.errno in fsops.DISK_FULL:
                 summary.status = "disk-full"
+
+
+def _recover(opts: Options, dest: fsops.Root, state: StateFiles, manifest: Manifest, summary: Summary) -> bool:
+    """Finish the bookkeeping of a run that was killed: remove its temporary files, and adopt the files its
+    journal says it was placing, if they hold exactly those bytes. False if that could not be saved."""
+    pending = state.read_pending()
+    if pending is None:
+        return True
+    run_id, dirs, seeded, offered = pending
+    summary.temp_cleaned += state.remove_temps(dest, run_id, dirs)
+    for path, sha, mode, src_size, src_mtime_ns in seeded:
+        got, entry = dest.hash_file(path)
+        if got == sha:
+            rec = manifest.records.get(path) or Record()
+            manifest.records[path] = rec.copy(src=(src_size, src_mtime_ns, sha), deleted=False,
+                                              seeded=Seeded(sha, entry.size, mode, entry.mtime_ns, entry.ino))
+    for path, sha, name in offered:
+        if "/" not in name and dest.hash_file(posixpath.join(posixpath.dirname(path), name))[0] == sha:
+            manifest.records[path] = (manifest.records.get(path) or Record()).copy(offered=(sha, name))
+    try:
+        newest = max((r.seeded.mtime_ns for r in manifest.records.values() if r.seeded is not None), default=0)
+        manifest.written_ns = state.write_manifest(manifest, opts.source, _run_id(), newest)
+        state.clear_pending()
+    except OSError as e:
+        summary.status = "disk-full" if e.errno in fsops.DISK_FULL else "error"
+        summary.errors.append("cannot save what the interrupted run did (%s); nothing else done" % e.strerror)
+        return False
+    return True
 
 
 def _run_id() -> str:
@@ -367,7 +397,7 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
             dest.pinned += 1
             batch_bytes += action.source.size if action.source else 0
             if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
-                _flush(batch, opts, new, stop, summary)
+                _flush(batch, opts, state, new, stop, summary)
                 dest.pinned -= len(batch)
                 batch, batch_bytes = [], 0
             continue
@@ -376,7 +406,7 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
         except OSError as e:
             _failed(action, e, stop, summary)
     if batch:
-        _flush(batch, opts, new, stop, summary)
+        _flush(batch, opts, state, new, stop, summary)
         dest.pinned -= len(batch)
     if opts.durable:
         for reldir in touched_dirs:
@@ -442,7 +472,9 @@ def _set(manifest: Manifest, path: str, record) -> None:
         manifest.records[path] = record
 
 
-def _flush(batch: list[_Write], opts: Options, new: Manifest, stop: Stopper, summary: Summary) -> None:
+def _flush(batch: list[_Write], opts: Options, state: StateFiles, new: Manifest, stop: Stopper,
+           summary: Summary) -> None:
+    """Write a batch to temporary files (in parallel), journal what is about to land, give them their names."""
     hook, durable = opts.hook, opts.durable
 
     def task(w: _Write):
@@ -452,11 +484,10 @@ def _flush(batch: list[_Write], opts: Options, new: Manifest, stop: Stopper, sum
                 return
             a = w.action
             assert a.source is not None
+            mode = a.mode if a.mode is not None else a.source.mode
             try:
-                mode = a.mode if a.mode is not None else a.source.mode
-                w.result = fsops.write_temp(a.source.real, w.dir_fd, w.tmp, mode, durable=durable,
-                                            hook=hook, should_stop=stop, buf=buf)
-                w.placed = _place(w, opts.date, hook)
+                w.result = fsops.write_temp(a.source.real, w.dir_fd, w.tmp, mode, durable=durable, hook=hook,
+                                            should_stop=stop, buf=buf)
             except (OSError, fsops.Stopped) as e:
                 if isinstance(e, OSError) and e.errno in fsops.DISK_FULL:
                     stop.disk_full = True
@@ -464,6 +495,33 @@ def _flush(batch: list[_Write], opts: Options, new: Manifest, stop: Stopper, sum
         return go
 
     _parallel([task(w) for w in batch], opts.jobs)
+    ready = [w for w in batch if w.error is None]
+    intents = [[w.action.path, w.result.sha, w.action.source.mode, w.action.source.size, w.action.source.mtime_ns]
+               for w in ready if w.action.op != OFFER and w.result is not None and w.action.source is not None]
+    if intents:
+        try:
+            state.append_pending("seeded", intents)
+        except OSError as e:
+            if e.errno in fsops.DISK_FULL:
+                stop.disk_full = True
+            for w in ready:
+                _drop_temp(w, hook)
+                w.error = e
+            ready = []
+    for w in ready:
+        try:
+            w.placed = _place(w, opts.date, hook)
+        except OSError as e:
+            _drop_temp(w, hook)
+            w.error = e
+    offers = [[w.action.path, w.result.sha, w.placed] for w in ready
+              if w.action.op == OFFER and w.placed and w.result is not None]
+    if offers:
+        try:
+            state.append_pending("offered", offers)
+        except OSError:
+            pass  # the manifest will say it; if it cannot, placing the same version again finds it there
+
     for w in batch:
         a = w.action
         if w.error is not None:
@@ -482,9 +540,19 @@ def _flush(batch: list[_Write], opts: Options, new: Manifest, stop: Stopper, sum
             shown = posixpath.join(posixpath.dirname(a.path), w.placed)
             summary.count(a, "offered  %s -> %s  (%s)" % (a.path, shown, a.note))
         else:
-            seeded = Seeded(r.sha, r.entry.size, r.entry.mode, r.entry.mtime_ns, r.entry.ino)
+            # The mode recorded is the course's: a different mode on the file is the student's choice.
+            seeded = Seeded(r.sha, r.entry.size, a.source.mode, r.entry.mtime_ns, r.entry.ino)
             _set(new, a.path, a.record.copy(src=src, seeded=seeded, deleted=False))
             summary.count(a)
+
+
+def _drop_temp(w: _Write, hook) -> None:
+    try:
+        if hook is not None:
+            hook("unlink", w.tmp)
+        os.unlink(w.tmp, dir_fd=w.dir_fd)
+    except FileNotFoundError:
+        pass
 
 
 def _place(w: _Write, date: str, hook) -> str:
@@ -510,12 +578,8 @@ def _place(w: _Write, date: str, hook) -> str:
         else:
             candidate = ""
         if candidate:
-            if hook is not None:
-                hook("unlink", w.tmp)
-            os.unlink(w.tmp, dir_fd=w.dir_fd)
+            _drop_temp(w, hook)
             return candidate
-    if hook is not None:
-        hook("unlink", w.tmp)
-    os.unlink(w.tmp, dir_fd=w.dir_fd)
+    _drop_temp(w, hook)
     return ""
 

@@ -80,6 +80,8 @@ HOME_BLOCKED = HomeEntry(BLOCKED)
 class Seeded:
     """What the seeder last put (or verified) at a path: content hash, and the stat that proves it untouched.
 
+    ``mode`` is the course's mode we last applied; a file mode that differs from it is the student's choice.
+
     A file whose size, mtime and inode still match was not written since (the applier waits for the
     filesystem clock to tick past the newest recorded mtime before it finishes, so a later write always
     shows). Anything else is hashed before it is trusted.

@@ -215,16 +215,18 @@ def _course_file(
                 mode = source.mode if h.mode == seeded.mode else h.mode
                 return [Action(REPLACE, path, "updated", source=source, expect=h, mode=mode, record=base)]
             if source.mode != seeded.mode:
+                # ``seeded.mode`` is the course's mode we last accounted for: a home mode that differs from
+                # it is the student's choice and stays; otherwise the course's new mode is applied.
                 new = base.copy(seeded=Seeded(seeded.sha, h.size, source.mode, h.mtime_ns, h.ino))
-                if h.mode == source.mode:
-                    return [Action(RECORD, path, record=new)]  # already applied (by a run killed after it)
                 if h.mode == seeded.mode:
                     return [Action(CHMOD, path, "updated", expect=h, mode=source.mode, record=new,
                                    note="mode %o -> %o" % (seeded.mode, source.mode))]
+                return [Action(RECORD, path, record=new)]
             return _record_if_changed(path, rec, base)
         if hsha is not None and hsha == csha:
             # The student's file holds exactly the course's bytes: it is ours from now on.
-            adopted = base.copy(seeded=Seeded(csha, h.size, h.mode, h.mtime_ns, h.ino), deleted=False)
+            # Recorded with the course's mode: if the file's differs, that is the student's choice.
+            adopted = base.copy(seeded=Seeded(csha, h.size, source.mode, h.mtime_ns, h.ino), deleted=False)
             return [Action(RECORD, path, "adopted", record=adopted, note="identical to the course version")]
     # The student's own file, directory, symlink or special file.
     if (seeded is not None and csha == seeded.sha) or csha == offered_sha:

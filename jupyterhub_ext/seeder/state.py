@@ -1,4 +1,4 @@
-"""The seeder's own files: manifest, lock, list of pending temporary files, log.
+"""The seeder's own files: manifest, lock, journal of a run in progress, log.
 
 By default they live together in ``<dest>/.course-seeder/`` (``manifest.json``, ``manifest.json.lock``,
 ``manifest.json.pending``, ``seeder.log``). When that directory is inside the home it is reached through the
@@ -21,6 +21,11 @@ from .model import DIR, Manifest
 STATE_DIR = ".course-seeder"
 LOG_MAX_BYTES = 1 << 20  # then the log is rotated to <log>.1 (one generation kept)
 TEMP_PREFIX = ".~sd"
+
+
+def _intent(item: object, types: tuple) -> bool:
+    return (isinstance(item, list) and len(item) == len(types)
+            and all(type(v) is t for v, t in zip(item, types)))
 
 
 def temp_name(run_id: str, n: int) -> str:
@@ -168,7 +173,8 @@ class StateFiles:
             os.close(fd)
         return manifest_io.parse(b"".join(chunks), st.st_mtime_ns)
 
-    def write_manifest(self, manifest: Manifest, source: str, run_id: str, newest_ns: int) -> None:
+    def write_manifest(self, manifest: Manifest, source: str, run_id: str, newest_ns: int) -> int:
+        """Save the manifest atomically; returns its mtime (later than ``newest_ns`` whenever possible)."""
         dfd = self.manifest.dir_fd(create=True)
         data = manifest_io.dump(manifest, source)
         entry = fsops.write_atomic(dfd, self.manifest.name, data, temp_name(run_id, 0), durable=self.durable,
@@ -182,13 +188,67 @@ class StateFiles:
             entry = fsops.entry_from_stat(os.stat(self.manifest.name, dir_fd=dfd, follow_symlinks=False))
         if self.durable:
             fsops.fsync_dir(dfd)
+        return entry.mtime_ns
 
-    # -- pending temporary files ----------------------------------------------------------------------------
+    # -- the pending journal ---------------------------------------------------------------------------------
+    #
+    # Written before a run's first write and removed once its manifest is saved, as JSON lines:
+    #   {"run": "3fa9c1d2", "dirs": ["week1", ...]}              where temporary files may be left
+    #   {"seeded": [[path, sha256, mode, src_size, src_mtime_ns], ...]}   before these files get their names
+    #   {"offered": [[path, sha256, beside_name], ...]}                     after these were placed
+    # After a kill, the next run removes the temporary files and, for each intent, adopts the file only if
+    # its content hashes to the recorded sha256: what the killed run placed is then known to be ours.
 
     def write_pending(self, run_id: str, dirs: list[str]) -> None:
-        data = json.dumps({"run": run_id, "dirs": dirs}).encode("ascii")
+        data = json.dumps({"run": run_id, "dirs": dirs}).encode("ascii") + b"\n"
         fsops.write_atomic(self.pending.dir_fd(create=True), self.pending.name, data, temp_name(run_id, 1),
                            durable=self.durable, hook=self.hook)
+
+    def append_pending(self, key: str, items: list) -> None:
+        data = json.dumps({key: items}, separators=(",", ":")).encode("ascii") + b"\n"
+        dfd = self.pending.dir_fd(create=False)
+        if self.hook is not None:
+            self.hook("open", self.pending.name)
+        fd = os.open(self.pending.name, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | fsops.O_CLOEXEC, dir_fd=dfd)
+        try:
+            view, done = memoryview(data), 0
+            while done < len(data):
+                if self.hook is not None:
+                    self.hook("write", self.pending.name)
+                done += os.write(fd, view[done:])
+            if self.durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read_pending(self) -> tuple[str, list[str], list[list], list[list]] | None:
+        """(run id, directories, seeded intents, offered intents) of a run that did not finish, or None."""
+        try:
+            dfd = self.pending.dir_fd(create=False)
+            fd = os.open(self.pending.name, fsops.O_READ_FLAGS, dir_fd=dfd)
+        except OSError:
+            return None
+        try:
+            chunks = []
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        run_id, dirs, seeded, offered = "", [], [], []
+        for number, line in enumerate(b"".join(chunks).splitlines()):
+            try:
+                item = json.loads(line.decode("ascii"))
+                if number == 0:
+                    run_id, dirs = str(item["run"]), [d for d in item["dirs"] if isinstance(d, str)]
+                else:
+                    seeded += [i for i in item.get("seeded", []) if _intent(i, (str, str, int, int, int))]
+                    offered += [i for i in item.get("offered", []) if _intent(i, (str, str, str))]
+            except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+                continue  # a line cut short by the kill
+        return run_id, dirs, seeded, offered
 
     def clear_pending(self) -> None:
         try:
@@ -199,28 +259,15 @@ class StateFiles:
         except FileNotFoundError:
             pass
 
-    def clean_after_killed_run(self, dest_root: fsops.Root) -> int:
-        """Remove the temporary files a killed run left (their directories are listed in the pending file)."""
-        try:
-            dfd = self.pending.dir_fd(create=False)
-            fd = os.open(self.pending.name, fsops.O_READ_FLAGS, dir_fd=dfd)
-        except OSError:
-            return 0
-        try:
-            raw = json.loads(os.read(fd, 1 << 24).decode("ascii"))
-            run_id, dirs = str(raw["run"]), [d for d in raw["dirs"] if isinstance(d, str)]
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            run_id, dirs = "", []
-        finally:
-            os.close(fd)
+    def remove_temps(self, dest_root: fsops.Root, run_id: str, dirs: list[str]) -> int:
+        """Remove the temporary files a killed run left in the directories its journal lists."""
         removed = 0
-        prefix = TEMP_PREFIX + run_id + "-"
-        places = [(dest_root, d) for d in dirs] if run_id else []
-        for root, reldir in places:
-            kind, dirfd = root.probe(reldir)
+        if not run_id:
+            return 0
+        for reldir in dirs:
+            kind, dirfd = dest_root.probe(reldir)
             if kind == DIR:
-                removed += self._remove_temps(dirfd, prefix)
-        self.clear_pending()
+                removed += self._remove_temps(dirfd, TEMP_PREFIX + run_id + "-")
         return removed
 
     def clean_state_dir(self) -> int:

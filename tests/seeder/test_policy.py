@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from .conftest import DATE, mode_of, read, seed, snapshot, temp_files, write_tree
 
 BESIDE = "lab.course-%s.ipynb" % DATE
