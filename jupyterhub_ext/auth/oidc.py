@@ -557,7 +557,7 @@ class OIDCAuthenticator(GenericOAuthenticator):
             self.log.info("The provider refused to refresh %s (%s): a new login is required", user.name, e.log_message)
             return False
         if not token_info.get("refresh_token"):
-            token_info["refresh_token"] = refresh_token  # e.g. Cognito does not rotate refresh tokens
+            token_info["refresh_token"] = refresh_token  # not rotated (Cognito's default): keep it
         try:
             auth_model = await self.auth_model_from_tokens(token_info, previous=auth_state)
         except IdTokenError as e:

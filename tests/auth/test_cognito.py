@@ -83,7 +83,7 @@ def test_group_member_logs_in_with_verified_claims(cognito):
     claims = cognito.provider.verify(state["id_token"], audience=cognito.client_id)
     assert claims["sub"] == sub and claims["nonce"] == params["nonce"]
     assert state["refresh_token"]
-    assert cognito.provider.grants_for(cognito.client_id)[-1] == "authorization_code"
+    assert "authorization_code" in cognito.provider.grants_for(cognito.client_id)
 
 
 def test_admin_group_member_is_admin(cognito):
@@ -111,6 +111,15 @@ def test_listed_user_without_groups_logs_in(cognito):
     assert result.status == 302
     me = whoami(cognito.hub, result.session)
     assert me["name"] == "guest@example.com" and me["groups"] == []
+
+
+def test_cognito_access_token_claims_are_not_an_id_token(cognito):
+    # A token Cognito marked as an access token must never be taken for an ID token.
+    sub, username = new_user(cognito, "access-token", ["students"], token_use="access")
+    result = login(cognito.hub, sub)
+    assert result.status == 403
+    cognito.hub.wait_for_log(r"ID token rejected \(token-use\)")
+    assert cognito.user(username) is None
 
 
 def test_unverified_email_is_refused(cognito):
