@@ -166,7 +166,9 @@ class CognitoAuthenticator(OIDCAuthenticator):
         claims = await super().claims_from_tokens(token_info, nonce=nonce, previous=previous)
         # Cognito marks its tokens; an access token must never pass for an ID token.
         if claims.get("token_use", "id") != "id":
-            raise IdTokenError("token-use", f"the token is a Cognito {claims.get('token_use')!r} token, not an ID token")
+            raise IdTokenError(
+                "token-use", f"the token is a Cognito {claims.get('token_use')!r} token, not an ID token"
+            )
         return claims
 
     def provider_logout_url(self, handler: web.RequestHandler, id_token: str | None) -> str | None:

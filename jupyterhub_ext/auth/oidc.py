@@ -40,6 +40,7 @@ from .idtoken import (
 #: Scopes every OpenID Connect login is granted: an ``allowed_scopes`` made only of these admits everybody.
 STANDARD_SCOPES = frozenset({"openid", "profile", "email", "address", "phone", "offline_access"})
 
+
 def _decode_state(b64_state: str | bytes | None) -> dict[str, Any]:
     """Read OAuthenticator's state (urlsafe base64 of JSON). Tolerant: returns {} when unreadable."""
     if not b64_state:
@@ -79,7 +80,7 @@ class OIDCLoginHandler(OAuthLoginHandler):
             await self.authenticator.resolve_endpoints()
         except ProviderUnavailable as e:
             self.log.error("Cannot start a login: %s", e)
-            raise web.HTTPError(503, "The identity provider cannot be reached. Please try again shortly.")
+            raise web.HTTPError(503, "The identity provider cannot be reached. Please try again shortly.") from None
         result = super().get()
         if isawaitable(result):  # OAuthenticator may make get() async one day
             await result
@@ -293,7 +294,8 @@ class OIDCAuthenticator(GenericOAuthenticator):
         if bad_algs or not self.id_token_signing_algorithms:
             raise ConfigError(
                 key("id_token_signing_algorithms"),
-                f"unsupported {bad_algs or 'empty list'}; use asymmetric algorithms: {', '.join(sorted(SUPPORTED_ALGORITHMS))}",
+                f"unsupported {bad_algs or 'empty list'}; "
+                f"use asymmetric algorithms: {', '.join(sorted(SUPPORTED_ALGORITHMS))}",
             )
         if self.id_token_leeway < 0:
             raise ConfigError(key("id_token_leeway"), "must not be negative")
@@ -334,9 +336,7 @@ class OIDCAuthenticator(GenericOAuthenticator):
                     f"{' and '.join(shadowed)} would have no effect; remove one or the other",
                 )
             return
-        admits_someone = (
-            any(restricting.values()) or self.admin_users or self.admin_groups or self.allow_existing_users
-        )
+        admits_someone = any(restricting.values()) or self.admin_users or self.admin_groups or self.allow_existing_users
         if not admits_someone:
             raise ConfigError(
                 key("allowed_groups"),
@@ -409,7 +409,10 @@ class OIDCAuthenticator(GenericOAuthenticator):
             verify_exp=verify_exp,
         )
         if self.fetch_userinfo:
-            userinfo = await super().token_to_user(token_info)
+            try:
+                userinfo = await super().token_to_user(token_info)
+            except (HTTPClientError, OSError) as e:
+                raise ProviderUnavailable(f"the userinfo request failed: {e}") from e
             if not isinstance(userinfo, Mapping) or userinfo.get("sub") != claims.get("sub"):
                 raise IdTokenError("userinfo", "the userinfo response is about a different subject")
             claims = {**userinfo, **claims}
@@ -494,7 +497,7 @@ class OIDCAuthenticator(GenericOAuthenticator):
             await self.resolve_endpoints()
         except ProviderUnavailable as e:
             self.log.error("Login failed: %s", e)
-            raise web.HTTPError(503, "The identity provider cannot be reached. Please try again shortly.")
+            raise web.HTTPError(503, "The identity provider cannot be reached. Please try again shortly.") from None
         params = self.build_access_tokens_request_params(handler, data)
         token_info = await self.get_token_info(handler, params)
         nonce = self._expected_nonce(handler)
@@ -502,9 +505,14 @@ class OIDCAuthenticator(GenericOAuthenticator):
             raise web.HTTPError(400, "OAuth state missing: please start the login again")
         try:
             return await self.auth_model_from_tokens(token_info, nonce=nonce)
+        except ProviderUnavailable as e:
+            self.log.error("Login failed: %s", e)
+            raise web.HTTPError(503, "The identity provider cannot be reached. Please try again shortly.") from None
         except IdTokenError as e:
             self.log.warning("Login refused, ID token rejected (%s): %s", e.kind, e.detail)
-            raise web.HTTPError(403, f"Login refused: the identity provider's ID token was rejected ({e.detail}).")
+            raise web.HTTPError(
+                403, f"Login refused: the identity provider's ID token was rejected ({e.detail})."
+            ) from None
 
     # ---- refresh --------------------------------------------------------------------------------------
 
@@ -543,14 +551,21 @@ class OIDCAuthenticator(GenericOAuthenticator):
             except IdTokenError as e:
                 self.log.info("Session of %s ended (%s) and there is no refresh token", user.name, e.detail)
                 return False
+            except ProviderUnavailable as e:
+                self.log.warning("Could not check %s, keeping the session for now: %s", user.name, e)
             return True
 
         try:
             token_info = await self.get_token_info(handler, self.build_refresh_token_request_params(refresh_token))
         except HTTPClientError as e:
             if e.code is not None and 400 <= e.code < 500:
-                self.log.info("The provider refused to refresh %s (HTTP %s): a new login is required", user.name, e.code)
+                self.log.info(
+                    "The provider refused to refresh %s (HTTP %s): a new login is required", user.name, e.code
+                )
                 return False
+            self.log.warning("Could not refresh %s, keeping the session for now: %s", user.name, e)
+            return True
+        except OSError as e:  # connection refused, DNS, TLS: the provider is unreachable, not refusing
             self.log.warning("Could not refresh %s, keeping the session for now: %s", user.name, e)
             return True
         except web.HTTPError as e:
@@ -566,6 +581,9 @@ class OIDCAuthenticator(GenericOAuthenticator):
         except web.HTTPError as e:
             self.log.warning("Refresh for %s failed: %s", user.name, e.log_message)
             return False
+        except ProviderUnavailable as e:
+            self.log.warning("Could not verify the refreshed tokens of %s, keeping the session: %s", user.name, e)
+            return True
 
         if auth_model["name"] != user.name:
             self.log.warning(

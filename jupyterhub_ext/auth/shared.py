@@ -115,9 +115,7 @@ class ClassroomSharedPasswordAuthenticator(SharedPasswordAuthenticator):
                 f"{self.user_password_env or 'user_password_env'} environment variable",
             )
         if len(user_password) < minimum_user:
-            raise ConfigError(
-                user_source, f"must be at least {minimum_user} characters long, got {len(user_password)}"
-            )
+            raise ConfigError(user_source, f"must be at least {minimum_user} characters long, got {len(user_password)}")
         if admin_password is not None:
             if len(admin_password) < minimum_admin:
                 raise ConfigError(

@@ -190,7 +190,9 @@ class Provider:
         others = [
             c
             for c, info in self._clients.items()
-            if c != client_id and info["redirect_uri"] == mine["redirect_uri"] and info["auth_method"] == mine["auth_method"]
+            if c != client_id
+            and info["redirect_uri"] == mine["redirect_uri"]
+            and info["auth_method"] == mine["auth_method"]
         ]
         assert others, "the 'audience' tamper mode needs a second client registered for the same redirect URI"
         return others[0]
@@ -287,7 +289,9 @@ class Provider:
         if hint:
             try:
                 # Keycloak accepts an expired hint, but not a forged one or one issued to another client.
-                claims = _verify(hint, self.jwks(), issuer=self.issuer, audience=query.get("client_id"), expired_ok=True)
+                claims = _verify(
+                    hint, self.jwks(), issuer=self.issuer, audience=query.get("client_id"), expired_ok=True
+                )
             except jwt.PyJWTError as e:
                 return _respond(start_response, "400 Bad Request", f"invalid id_token_hint: {e}".encode(), "text/plain")
             client = self._clients.get(claims["aud"] if isinstance(claims["aud"], str) else claims["aud"][0])

@@ -296,7 +296,9 @@ def test_keycloak_groups_and_roles_from_claims():
 
 
 def test_keycloak_logout_url():
-    a = KeycloakAuthenticator(**KEYCLOAK, end_session_url="https://sso.example.com/realms/hub/protocol/openid-connect/logout")
+    a = KeycloakAuthenticator(
+        **KEYCLOAK, end_session_url="https://sso.example.com/realms/hub/protocol/openid-connect/logout"
+    )
     url = a.provider_logout_url(fake_handler(), id_token="eyJ.a.b")
     assert url == (
         "https://sso.example.com/realms/hub/protocol/openid-connect/logout?client_id=cid"
@@ -335,7 +337,12 @@ def test_shared_password_sources(clean_env, tmp_path):
     "key,pattern,traits,env",
     [
         ("user_password", "no shared password", {}, {}),
-        ("user_password_env ($JUPYTERHUB_SHARED_PASSWORD)", "at least 8 .* got 5", {}, {"JUPYTERHUB_SHARED_PASSWORD": "short"}),
+        (
+            "user_password_env ($JUPYTERHUB_SHARED_PASSWORD)",
+            "at least 8 .* got 5",
+            {},
+            {"JUPYTERHUB_SHARED_PASSWORD": "short"},
+        ),
         ("user_password_file", "cannot read", {"user_password_file": "/nonexistent/pw"}, {}),
         ("user_password_file", "not both", {"user_password": STUDENT, "user_password_file": "/x"}, {}),
         (

@@ -176,11 +176,12 @@ async def test_unsigned_token_is_refused(jwks):
 async def test_hmac_with_the_public_key_is_refused(key, jwks):
     """Algorithm confusion: HS256 'signed' with the provider's public key as the shared secret."""
     pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
     def b64(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
-    signing_input = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode()) + "." + b64(
-        json.dumps(claims()).encode()
+    signing_input = (
+        b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode()) + "." + b64(json.dumps(claims()).encode())
     )
     forged = signing_input + "." + b64(hmac.new(pem, signing_input.encode(), "sha256").digest())
     with pytest.raises(IdTokenError) as e:

@@ -87,7 +87,15 @@ def test_teacher_logs_in_with_the_admin_password(classroom):
         ("bob", ADMIN_PASSWORD),  # the admin password is for admin_users only
         ("", STUDENT_PASSWORD),
     ],
-    ids=["wrong", "with-newline", "unlisted", "admin-with-student-password", "admin-case-trick", "student-with-admin-password", "empty-name"],
+    ids=[
+        "wrong",
+        "with-newline",
+        "unlisted",
+        "admin-with-student-password",
+        "admin-case-trick",
+        "student-with-admin-password",
+        "empty-name",
+    ],
 )
 def test_refused(classroom, username, password):
     session, r = form_login(classroom, username, password)
