@@ -10,11 +10,13 @@ from traitlets import default
 from traitlets.config import Config
 
 from .catalog import kubespawner as ks
+from .course import CourseMixin
 from .errors import ConfigError
 from .profiles import CatalogMixin
+from .storage import StorageMixin
 
 
-class ProfilesKubeSpawner(CatalogMixin, KubeSpawner):
+class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
     """KubeSpawner whose ``profile_list`` comes from a validated catalog, filtered for each user.
 
     The same per-user list renders the form and checks every request (form or REST API) before anything
@@ -57,6 +59,9 @@ class ProfilesKubeSpawner(CatalogMixin, KubeSpawner):
         self.log.info("Starting profile %r for %s with %s", selection.profile.slug, self._log_name,
                       selection.labels())
         self._apply_overrides(overrides)
+        self.apply_storage_plan()  # home + shared mounts and non-root settings, merged over the overrides
+        self._base_value("lifecycle_hooks")  # captured before the seeder is added, restored at the next start
+        self.lifecycle_hooks = self.combined_lifecycle_hooks(self.lifecycle_hooks)
         self.selection = selection
 
     def _base_value(self, name: str) -> Any:
@@ -92,3 +97,5 @@ class ProfilesKubeSpawner(CatalogMixin, KubeSpawner):
         """Build a spawner from ``config`` without touching Kubernetes and validate everything it holds."""
         spawner = cls(config=config, _mock=True)
         spawner.check_catalog()
+        spawner.check_storage_config()
+        spawner.check_course_config()
