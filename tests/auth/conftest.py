@@ -143,6 +143,12 @@ class Background:
         return self.refusals[key].result()
 
 
+def _after(futures: list[Future], fn: Callable, *args: Any) -> Any:
+    for future in futures:
+        future.exception()  # wait, whatever the outcome
+    return fn(*args)
+
+
 def _refuse(case: dict[str, Any]) -> str:
     case = dict(case)
     if callable(case["config"]):  # configs that need files made at run time, not at import
@@ -166,11 +172,13 @@ def background(request, provider):
     jobs = len(wanted_hubs) + len(wanted_refusals)
     pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, int(os.environ.get("AUTH_TEST_PARALLEL_STARTS", "8")))))
     bg = Background()
-    # Hubs first: tests wait for them; refusals are only read by the last tests of each module.
     for name in sorted(wanted_hubs):
         bg.hubs[name] = pool.submit(HUB_FACTORIES[name], provider)
+    # Refusals are read by the last tests of each module: launch them once the hubs are up, so that they
+    # use the CPU while the first tests mostly wait (token expiry, refresh age) rather than delay the hubs.
+    hubs_up = list(bg.hubs.values())
     for key in sorted(wanted_refusals):
-        bg.refusals[key] = pool.submit(_refuse, REFUSALS[key])
+        bg.refusals[key] = pool.submit(_after, hubs_up, _refuse, REFUSALS[key])
     yield bg
     pool.shutdown(wait=True)
     for future in bg.hubs.values():
