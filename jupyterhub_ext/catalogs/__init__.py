@@ -1,0 +1,1 @@
+"""Shipped catalogs (YAML data), loaded with ``catalog_file = "builtin:<name>"``."""
