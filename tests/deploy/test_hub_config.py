@@ -176,3 +176,12 @@ def test_every_eks_pod_requires_a_user_node_and_keeps_the_chart_tolerations(pods
         assert {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]} in \
             terms[0]["matchExpressions"], f"{name}/{label}"
         assert pod["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true"
+
+
+def test_every_pod_seeds_the_course_from_the_image_path(pods):
+    """The postStart hook runs the seeder from /opt/course (where images/singleuser puts it) into the home."""
+    for name, label, pod in _each_pod(pods):
+        command = container(pod)["lifecycle"]["postStart"]["exec"]["command"]
+        joined = " ".join(command)
+        assert "-m jupyterhub_ext.seeder --source /opt/course --dest /home/jovyan" in joined, f"{name}/{label}"
+        assert "|| true" in joined, f"{name}/{label}: an image without the seeder must still start"
