@@ -8,9 +8,9 @@ Entry points::
 
 from .cluster import EmulatedCluster
 from .hub import BrowserSession, KubeHub, SpawnFailed, kube_hub_config, start_kube_hub
-from .kubelet import DEFAULT_COMMAND_MAP, ImageConfig
+from .kubelet import DEFAULT_COMMAND_MAP, STANDIN_COMMAND, ImageConfig
 from .nodes import INSTANCE_TYPES, Accelerators, NodePool, eks_pools, make_node
 
 __all__ = ["EmulatedCluster", "KubeHub", "BrowserSession", "SpawnFailed", "kube_hub_config", "start_kube_hub",
-           "ImageConfig", "DEFAULT_COMMAND_MAP", "NodePool", "Accelerators", "eks_pools", "make_node",
+           "ImageConfig", "DEFAULT_COMMAND_MAP", "STANDIN_COMMAND", "NodePool", "Accelerators", "eks_pools", "make_node",
            "INSTANCE_TYPES"]

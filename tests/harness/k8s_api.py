@@ -41,7 +41,7 @@ class RequestRecord:
     namespace: str | None
     name: str | None
     subresource: str | None
-    status: int = 0
+    status: int = 0  # 0 while the request is in flight
     duration: float = 0.0
     fault: bool = False
 
@@ -235,6 +235,7 @@ class KubeAPIServer:
         start = time.monotonic()
         query = request.query
         rec = RequestRecord(start, request.method, request.path, request.query_string, "", "", None, None, None)
+        self.log.append(rec)  # logged on arrival (status 0 while in flight), completed in place
         try:
             route = self._route(request.method, request.path, query)
             if isinstance(route, web.Response):
@@ -278,7 +279,6 @@ class KubeAPIServer:
             if not rec.status:
                 rec.status = 200
             rec.duration = time.monotonic() - start
-            self.log.append(rec)
 
     @staticmethod
     async def _body_name(request) -> str | None:

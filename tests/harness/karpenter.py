@@ -19,6 +19,13 @@ from .store import Store
 
 log = logging.getLogger("harness.karpenter")
 
+# Extended resources Karpenter knows from EC2 instance types. Resources that device plugins make up on the
+# node (MIG slices, renamed time-sliced GPUs) are unknown to it: it never provisions for pods requesting them
+# (kubernetes-sigs/karpenter#751), so such pools need nodes that already exist (warm nodes).
+KNOWN_EXTENDED = {"nvidia.com/gpu", "aws.amazon.com/neuron", "aws.amazon.com/neuroncore",
+                  "aws.amazon.com/neurondevice", "amd.com/gpu", "habana.ai/gaudi", "vpc.amazonaws.com/efa"}
+STANDARD = {"cpu", "memory", "pods", "ephemeral-storage"}
+
 
 @dataclass
 class NodeClaim:
@@ -69,6 +76,8 @@ class Provisioner:
 
     def pod_unschedulable(self, pod: dict) -> None:
         uid = pod["metadata"]["uid"]
+        if any(r not in STANDARD and r not in KNOWN_EXTENDED and v for r, v in pod_requests(pod).items()):
+            return
         if any(uid in c.nominated for c in self.claims.values()):
             return
         for claim in self.claims.values():

@@ -77,7 +77,14 @@ DEFAULT_COMMAND_MAP: dict[str, list[str]] = {
     "start-notebook.sh": ["jupyterhub-singleuser"],
     "start-notebook.py": ["jupyterhub-singleuser"],
     "start.sh": [],
+    # z2jh's block-cloud-metadata init container: pods share the host's network namespace here, so the rule
+    # must never reach the host's firewall (network policy is not emulated).
+    "iptables": ["true"],
 }
+
+# The stdlib stand-in for jupyterhub-singleuser (see standin_singleuser.py), run with this Python.
+STANDIN_COMMAND = [sys.executable, "-I", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                      "standin_singleuser.py")]
 
 WILDCARD_HOSTS = {"0.0.0.0", "", "::", "[::]", "*"}
 

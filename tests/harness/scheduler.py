@@ -33,6 +33,8 @@ from .store import Change, Store, now_iso
 log = logging.getLogger("harness.scheduler")
 
 SCHEDULER_NAME = "default-scheduler"
+# z2jh's user-scheduler is a kube-scheduler with another scoring profile: same filters, same messages.
+SCHEDULER_NAMES = ("default-scheduler", "user-scheduler")
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 
 MSG_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
@@ -291,7 +293,9 @@ class Scheduler:
     """Binds pending pods to nodes. Reacts to pod, node and claim changes; retries unschedulable pods
     every ``retry_seconds`` (the real scheduler's backoff is 1-10 s, then cluster events)."""
 
-    def __init__(self, store: Store, recorder: EventRecorder, retry_seconds: float = 2.0, provisioner=None):
+    def __init__(self, store: Store, recorder: EventRecorder, retry_seconds: float = 2.0, provisioner=None,
+                 names: tuple[str, ...] = SCHEDULER_NAMES):
+        self.names = names
         self.store = store
         self.recorder = recorder
         self.retry_seconds = retry_seconds
@@ -317,7 +321,7 @@ class Scheduler:
 
     def _maybe_queue(self, pod: dict) -> None:
         spec = pod.get("spec") or {}
-        if spec.get("nodeName") or spec.get("schedulerName", SCHEDULER_NAME) != SCHEDULER_NAME:
+        if spec.get("nodeName") or spec.get("schedulerName", SCHEDULER_NAME) not in self.names:
             return
         if pod["metadata"].get("deletionTimestamp") or not pod_is_active(pod):
             return
@@ -400,7 +404,7 @@ class Scheduler:
             return False
         self.recorder.record(bound, "Normal", "Scheduled",
                              f"Successfully assigned {ns}/{name} to {node['metadata']['name']}",
-                             SCHEDULER_NAME, action="Binding")
+                             pod["spec"].get("schedulerName", SCHEDULER_NAME), action="Binding")
         return True
 
     def _unschedulable(self, pod: dict, message: str) -> None:
@@ -411,7 +415,8 @@ class Scheduler:
                                     {**pod, "status": status}, subresource="status")
         except ApiError:
             return
-        self.recorder.record(pod, "Warning", "FailedScheduling", message, SCHEDULER_NAME, action="Scheduling")
+        self.recorder.record(pod, "Warning", "FailedScheduling", message,
+                             pod["spec"].get("schedulerName", SCHEDULER_NAME), action="Scheduling")
 
 
 def _set_condition(status: dict, type_: str, value: str, reason: str | None = None,

@@ -65,9 +65,15 @@ class VolumeDirs:
         if spec.get("csi"):
             driver, handle = spec["csi"].get("driver", "csi"), spec["csi"].get("volumeHandle", pv["metadata"]["name"])
             if driver == "efs.csi.aws.com":
+                # fs-id[:/subpath][::access-point]; an access point is its own root directory, named by the
+                # PV annotation harness.local/access-point-root (its real root path) or by its id
                 fs, _, rest = handle.partition(":")
-                path = rest.split("::")[0] if rest and not rest.startswith(":") else ""
-                return self._safe(os.path.join(self.root, "csi", driver, fs), path)
+                sub, _, ap = rest.partition("::") if not rest.startswith(":") else ("", "", rest[1:])
+                base = os.path.join(self.root, "csi", driver, fs)
+                if ap:
+                    ann = pv["metadata"].get("annotations") or {}
+                    base = self._safe(base, ann.get("harness.local/access-point-root") or f"access-points/{ap}")
+                return self._safe(base, sub)
             return self._safe(os.path.join(self.root, "csi", driver), handle)
         if spec.get("nfs"):
             return self._safe(os.path.join(self.root, "nfs", spec["nfs"].get("server", "server")),
