@@ -49,20 +49,24 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
         return user_options
 
     async def load_user_options(self) -> None:
-        if self.catalog is None:
-            return await super().load_user_options()
-        selection = self.selection_for(self.user_options)
         self._restore_base_values()
-        overrides = ks.overrides(selection, self._base_value("tolerations"))
-        for key in overrides:
-            self._base_value(key)
-        self.log.info("Starting profile %r for %s with %s", selection.profile.slug, self._log_name,
-                      selection.labels())
-        self._apply_overrides(overrides)
-        self.apply_storage_plan()  # home + shared mounts and non-root settings, merged over the overrides
-        self._base_value("lifecycle_hooks")  # captured before the seeder is added, restored at the next start
+        if self.catalog is None:
+            await super().load_user_options()  # KubeSpawner's own profile_list, if any
+            self.selection = None
+        else:
+            selection = self.selection_for(self.user_options)
+            overrides = ks.overrides(selection, self._base_value("tolerations"))
+            for key in overrides:
+                self._base_value(key)
+            self.log.info("Starting profile %r for %s with %s", selection.profile.slug, self._log_name,
+                          selection.labels())
+            self._apply_overrides(overrides)
+            self.selection = selection
+        # storage and the seeder apply to every start, merged over whatever the profile set; both capture the
+        # configured values first (_base_value), so the next start begins from them again
+        self.apply_storage_plan()
+        self._base_value("lifecycle_hooks")
         self.lifecycle_hooks = self.combined_lifecycle_hooks(self.lifecycle_hooks)
-        self.selection = selection
 
     def _base_value(self, name: str) -> Any:
         """The configured value of a trait, captured before any profile touched it."""
