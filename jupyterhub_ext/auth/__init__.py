@@ -1,6 +1,7 @@
 """Authenticators: Amazon Cognito, Keycloak, and classroom shared passwords. See docs/auth.md.
 
-Entry points (``c.JupyterHub.authenticator_class``): ``cognito``, ``keycloak``, ``shared-password``.
+Entry points (``c.JupyterHub.authenticator_class``): ``cognito``, ``keycloak``, ``classroom-password``
+(``shared-password`` is JupyterHub's own SharedPasswordAuthenticator, without our checks).
 Submodules are imported lazily so that importing one authenticator does not import the others.
 """
 

@@ -13,8 +13,7 @@ from tests.support.hub_process import start_hub
 
 from .conftest import hub_factory, refusal_case
 
-# Full class path: the "shared-password" entry point name is also JupyterHub's own (see test_config.py).
-SHARED_CLASS = "jupyterhub_ext.auth.shared.ClassroomSharedPasswordAuthenticator"
+SHARED_CLASS = "classroom-password"  # the entry point (docs/auth.md)
 STUDENT_PASSWORD = "correct horse battery"
 ADMIN_PASSWORD = "teacher-only " + "x" * 24  # 37 characters
 
