@@ -39,6 +39,7 @@ def unique(prefix: str) -> str:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
+    setattr(item, f"rep_{report.when}", report)  # lets fixtures see how the test went
     if report.failed:
         # Keep the logs of every hub alive when a test fails (artifacts/hub-logs/).
         for hub in list(hub_process._running):
@@ -184,3 +185,18 @@ def background(request, provider):
     for future in bg.hubs.values():
         if future.exception() is None:
             _stop(future.result())
+
+
+def _hub_fixture(name: str):
+    @pytest.fixture(scope="session", name=name)
+    def hub(background):
+        return background.hub(name)
+
+    return hub
+
+
+# The hubs the test modules register (test_cognito, test_keycloak, test_shared).
+cognito = _hub_fixture("cognito")
+upstream_generic = _hub_fixture("upstream_generic")
+keycloak = _hub_fixture("keycloak")
+classroom = _hub_fixture("classroom")

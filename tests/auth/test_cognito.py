@@ -49,11 +49,6 @@ def start_cognito(provider):
     )
 
 
-@pytest.fixture(scope="module")
-def cognito(background):
-    return background.hub("cognito")
-
-
 def new_user(cognito, prefix: str, groups: list[str] | None = None, **extra) -> tuple[str, str]:
     """(sub, hub username) of a fresh user at the provider."""
     name = unique(prefix)
@@ -259,11 +254,6 @@ def start_upstream_generic(provider):
         auth_method="client_secret_post",
         name="upstream-generic",
     )
-
-
-@pytest.fixture(scope="module")
-def upstream_generic(background):
-    return background.hub("upstream_generic")
 
 
 # ---- start-up refusals (real jupyterhub processes) ----------------------------------------------------------

@@ -51,11 +51,6 @@ def start_keycloak(provider):
     )
 
 
-@pytest.fixture(scope="module")
-def keycloak(background):
-    return background.hub("keycloak")
-
-
 def new_user(keycloak, prefix: str, **claims) -> tuple[str, str]:
     name = unique(prefix)
     keycloak.provider.set_user(f"kc-{name}", keycloak_claims(name, **claims))

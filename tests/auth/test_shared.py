@@ -39,11 +39,6 @@ def start_classroom(provider):
     )
 
 
-@pytest.fixture(scope="module")
-def classroom(background):
-    return background.hub("classroom")
-
-
 def form_login(hub, username: str, password: str) -> tuple[requests.Session, requests.Response]:
     session = requests.Session()
     page = session.get(hub.url("hub/login"), timeout=30)
