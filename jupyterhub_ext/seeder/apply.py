@@ -236,11 +236,14 @@ def _seed(opts: Options, source_real: str, dest: fsops.Root, state: StateFiles, 
         try:
             state.write_manifest(new, opts.source, _run_id(), newest)
             summary.manifest_written = True
+            state.clear_pending()  # only now: until the manifest says it, the journal is the record
         except OSError as e:
             # The old manifest stays whole; what this run wrote is recognised next time by its content.
             summary.errors.append("manifest not saved: %s" % e.strerror)
             if e.errno in fsops.DISK_FULL:
                 summary.status = "disk-full"
+    elif state.pending_written:
+        state.clear_pending()  # the writes came to nothing (raced, failed): nothing to remember
 
 
 def _recover(opts: Options, dest: fsops.Root, state: StateFiles, manifest: Manifest, summary: Summary) -> bool:
@@ -413,11 +416,6 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
             kind, fd = dest.probe(reldir)
             if kind == DIR:
                 fsops.fsync_dir(fd)
-    if writes:
-        try:
-            state.clear_pending()
-        except OSError:
-            pass
 
 
 def _failed(action: Action, error: BaseException, stop: Stopper, summary: Summary) -> None:
@@ -429,7 +427,11 @@ def _failed(action: Action, error: BaseException, stop: Stopper, summary: Summar
         summary.details.append("blocked  %s  (a parent in the home is not a plain directory)" % action.path)
         return
     if isinstance(error, OSError) and error.errno in fsops.DISK_FULL:
+        if not stop.disk_full:
+            summary.errors.append("%s %s: %s" % (action.op, action.path, error.strerror))
         stop.disk_full = True
+        summary.counts["deferred"] += 1  # retried at the next start
+        return
     summary.counts["skipped"] += 1
     summary.errors.append("%s %s: %s" % (action.op, action.path, getattr(error, "strerror", None) or error))
 

@@ -100,7 +100,7 @@ class StateFiles:
         self.lock = Place(self.manifest.root, self.manifest.reldir, self.manifest.name + ".lock")
         self.pending = Place(self.manifest.root, self.manifest.reldir, self.manifest.name + ".pending")
         self.log = _place(log, dest_root, dest_real, self.extra_roots, hook) if log else None
-        self.loaded_stat = None
+        self.pending_written = False
 
     def reserved(self, dest_root: fsops.Root) -> frozenset[str]:
         """Relative paths in the home that course files must never take."""
@@ -203,6 +203,7 @@ class StateFiles:
         data = json.dumps({"run": run_id, "dirs": dirs}).encode("ascii") + b"\n"
         fsops.write_atomic(self.pending.dir_fd(create=True), self.pending.name, data, temp_name(run_id, 1),
                            durable=self.durable, hook=self.hook)
+        self.pending_written = True
 
     def append_pending(self, key: str, items: list) -> None:
         data = json.dumps({key: items}, separators=(",", ":")).encode("ascii") + b"\n"

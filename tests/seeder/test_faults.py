@@ -271,7 +271,7 @@ def test_a_killed_lock_holder_does_not_block(fast_tmp):
 def test_sigkill_mid_run(fast_tmp):
     course, home = os.path.join(fast_tmp, "course"), os.path.join(fast_tmp, "home")
     files = {"w%02d/f%04d.txt" % (i % 40, i): os.urandom(2000 + i) for i in range(3000)}
-    files.update({"big%d.bin" % i: os.urandom(3 << 20) for i in range(4)})
+    files.update({"big%d.bin" % i: bytes([i]) * (3 << 20) for i in range(4)})
     write_tree(course, files)
     student = {"w00/f0000.txt": b"mine", "w01/f0001.txt": b"also mine", "notes.md": b"notes"}
     write_tree(home, student)
@@ -304,10 +304,13 @@ def test_sigkill_mid_run(fast_tmp):
 
 def test_sigterm_stops_cleanly(fast_tmp):
     course, home = os.path.join(fast_tmp, "course"), os.path.join(fast_tmp, "home")
-    write_tree(course, {"big%d.bin" % i: os.urandom(8 << 20) for i in range(12)})
+    write_tree(course, {"big%d.bin" % i: bytes([i]) * (8 << 20) for i in range(12)})
     cmd = [sys.executable, "-m", "jupyterhub_ext.seeder", "--source", course, "--dest", home, "--jobs", "1"]
     proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=os.getcwd()), stdout=subprocess.PIPE, text=True)
-    time.sleep(0.3)
+    journal = os.path.join(home, ".course-seeder", "manifest.json.pending")
+    give_up = time.monotonic() + 20
+    while not os.path.exists(journal) and proc.poll() is None and time.monotonic() < give_up:
+        time.sleep(0.005)  # wait until it is copying (the handler is installed before any of that)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0

@@ -21,7 +21,7 @@ import stat
 import tempfile
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from jupyterhub_ext.seeder import POLICY_CHOICES, fsops
@@ -36,8 +36,10 @@ CONTENT = st.one_of(st.sampled_from([b"", b"one", b"two", b"one\n" * 400]), st.b
 MODE = st.sampled_from([0o644, 0o755, 0o600, 0o444])
 PATH = st.sampled_from(PATHS)
 
+INDEX = st.integers(0, 20)  # "the k-th current course file": steers actions towards files that exist
 STUDENT = st.one_of(
     st.tuples(st.just("edit"), PATH, CONTENT),  # also "create", when nothing is there
+    st.tuples(st.just("edit"), INDEX, CONTENT),
     st.tuples(st.just("delete"), PATH),
     st.tuples(st.just("rename"), PATH, PATH),
     st.tuples(st.just("chmod"), PATH, MODE),
@@ -48,20 +50,22 @@ STUDENT = st.one_of(
 )
 COURSE = st.one_of(
     st.tuples(st.just("put"), PATH, CONTENT, MODE),
+    st.tuples(st.just("put"), INDEX, CONTENT, MODE),
+    st.tuples(st.just("remove"), INDEX),
     st.tuples(st.just("remove"), PATH),
     st.tuples(st.just("chmod"), PATH, MODE),
 )
 RUN = st.one_of(
     st.just(("clean",)),
-    st.tuples(st.just("kill"), st.integers(1, 120)),
+    st.tuples(st.just("kill"), st.integers(1, 70)),
     st.tuples(st.just("full"), st.integers(0, 12)),
 )
 STEP = st.one_of(
     st.tuples(st.just("student"), STUDENT), st.tuples(st.just("course"), COURSE), st.tuples(st.just("seed"), RUN)
 )
 SCENARIO = st.tuples(
-    st.dictionaries(PATH, st.tuples(CONTENT, MODE), max_size=9),
-    st.lists(STEP, max_size=14),
+    st.dictionaries(PATH, st.tuples(CONTENT, MODE), min_size=1, max_size=9),
+    st.lists(STEP, min_size=2, max_size=16),
     st.sampled_from(POLICY_CHOICES),
 )
 
@@ -95,7 +99,14 @@ class World:
         self.versions.setdefault(path, set()).add(content)
         self.contents.add(content)
 
+    def _resolve(self, action: tuple) -> tuple:
+        if not isinstance(action[1], int):
+            return action
+        files = sorted(p for p, (kind, _c, _m) in snapshot(self.course).items() if kind == "file")
+        return (action[0], files[action[1] % len(files)] if files else PATHS[0]) + action[2:]
+
     def course_change(self, change: tuple) -> None:
+        change = self._resolve(change)
         full = os.path.join(self.course, change[1])
         if change[0] == "put":
             self.course_put(change[1], change[2], change[3])
@@ -126,6 +137,7 @@ class World:
             del self.protected[p]
 
     def student(self, action: tuple) -> None:
+        action = self._resolve(action)
         kind, path = action[0], action[1]
         full = os.path.join(self.home, path)
         if not self._parents_ok(path, create=kind in ("edit", "mkdir", "block", "symlink")):
@@ -196,6 +208,12 @@ class World:
                 summary = seed(self.course, self.home, on_deleted=self.policy)
         except Kill:
             killed = True
+            event("a run was killed mid-way")
+        if summary is not None:
+            event("run status: %s" % summary.status)
+            for outcome, n in summary.counts.items():
+                if n:
+                    event("outcome seen: %s" % outcome)
         self.check(killed)
         assert snapshot(self.course, with_stat=True) == course_before  # the course tree is read-only to us
         if summary is not None and how[0] == "clean":
@@ -245,6 +263,7 @@ def play(scenario) -> None:
         world = World(base, policy)
         for path, (content, mode) in initial.items():
             world.course_put(path, content, mode)
+        world.seed(("clean",))  # the first start; then anything may happen
         for kind, what in steps:
             if kind == "student":
                 world.student(what)
@@ -271,7 +290,7 @@ def small_chunks():
 COMMON = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-@settings(max_examples=int(os.environ.get("SEEDER_CI_EXAMPLES", "150")), **COMMON)
+@settings(max_examples=int(os.environ.get("SEEDER_CI_EXAMPLES", "120")), **COMMON)
 @given(SCENARIO)
 def test_random_scenarios(scenario):
     play(scenario)
