@@ -23,7 +23,7 @@ from .provider import Provider
 
 #: Lifetime of access and ID tokens at the test provider (Cognito's default is 3600 s). Short, so that
 #: refresh-after-expiry runs in seconds; long enough for a login on a busy 2-core machine.
-TOKEN_LIFETIME = 3.0
+TOKEN_LIFETIME = 4.0
 
 #: JupyterHub refreshes a user's auth at most this often; 1 s lets refresh tests run quickly.
 AUTH_REFRESH_AGE = 1
