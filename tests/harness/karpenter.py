@@ -88,14 +88,14 @@ class Provisioner:
                 self._nominate(claim, pod)
                 return
         for pool in sorted(self.pools.values(), key=lambda p: p.name):
-            template = pool.node("template")
-            if filter_node(pod, template, None)[0]:
-                continue
             if self._pool_nodes(pool) >= pool.limit:
                 continue
+            itype = next((t for t in pool.candidates if not filter_node(pod, pool.node("template", t), None)[0]),
+                         None)
+            if itype is None:
+                continue
             name = self._name(pool)
-            template = pool.node(name)
-            claim = NodeClaim(name, pool, template)
+            claim = NodeClaim(name, pool, pool.node(name, itype))
             self.claims[name] = claim
             self._nominate(claim, pod)
             asyncio.get_event_loop().call_later(pool.delay, self._launch, claim)

@@ -158,6 +158,7 @@ class PodRuntime:
     init_containers: dict[str, ContainerState] = field(default_factory=dict)
     mounts: dict[str, str] = field(default_factory=dict)  # volume name -> host dir
     read_only_volumes: set = field(default_factory=set)
+    posix_users: dict = field(default_factory=dict)  # volume name -> (uid, gid) an EFS access point enforces
     task: asyncio.Task | None = None
     terminating: bool = False
     phase: str = "Pending"
@@ -444,6 +445,10 @@ class Kubelet:
                 raise VolumeNotReady(f'persistentvolume "{pvc["spec"]["volumeName"]}" not found')
             if v["persistentVolumeClaim"].get("readOnly"):
                 rt.read_only_volumes.add(name)
+            posix = (pv["metadata"].get("annotations") or {}).get("harness.local/posix-user")
+            if posix:
+                uid, _, gid = posix.partition(":")
+                rt.posix_users[name] = (int(uid), int(gid or uid))
             return self.dirs.ensure_pv(pv)
         if "emptyDir" in v:
             path = os.path.join(base, "kubernetes.io~empty-dir", name)
@@ -661,9 +666,13 @@ class Kubelet:
                 if not target.startswith(src.rstrip("/") + "/") and target != src:
                     raise ContainerConfigError(f"subPath {sub!r} escapes the volume")
                 if not os.path.exists(target):
-                    # kubelet creates a missing subPath as root with the volume root's mode
+                    # kubelet creates a missing subPath as root with the volume root's mode; through an EFS
+                    # access point every new file belongs to the access point's POSIX user instead
                     os.makedirs(target, mode=os.stat(src).st_mode & 0o7777, exist_ok=True)
                     os.chmod(target, os.stat(src).st_mode & 0o7777)
+                    owner = rt.posix_users.get(m["name"])
+                    if owner and os.geteuid() == 0:
+                        os.chown(target, *owner)
                 src = target
             mounts.append({"source": src, "target": m["mountPath"],
                            "readOnly": bool(m.get("readOnly")) or m["name"] in rt.read_only_volumes})

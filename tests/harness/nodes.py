@@ -146,7 +146,7 @@ class NodePool:
     """
 
     name: str
-    instance_type: str = "m6i.xlarge"
+    instance_type: str = "m6i.xlarge"  # the only type, unless instance_types lists the candidates
     labels: dict = field(default_factory=dict)
     taints: list = field(default_factory=list)
     accelerators: Accelerators | None = None
@@ -155,11 +155,18 @@ class NodePool:
     initial: int = 0  # nodes that exist from the start
     consolidate_after: float | None = None  # remove a node left empty this long (Karpenter WhenEmpty)
     capacity_type: str = "on-demand"
+    instance_types: list = field(default_factory=list)  # candidates, smallest first: Karpenter picks the
+    #                                                      first one the pending pod fits on
 
-    def node(self, name: str) -> dict:
+    @property
+    def candidates(self) -> list[str]:
+        return list(self.instance_types) or [self.instance_type]
+
+    def node(self, name: str, instance_type: str | None = None) -> dict:
+        itype = instance_type or self.candidates[0]
         labels = {"karpenter.sh/nodepool": self.name, "karpenter.sh/capacity-type": self.capacity_type,
-                  "karpenter.k8s.aws/instance-family": self.instance_type.split(".")[0], **self.labels}
-        node = make_node(name, instance_type=self.instance_type, labels=labels, taints=self.taints,
+                  "karpenter.k8s.aws/instance-family": itype.split(".")[0], **self.labels}
+        node = make_node(name, instance_type=itype, labels=labels, taints=self.taints,
                          accelerators=self.accelerators)
         node["metadata"].setdefault("annotations", {})["karpenter.sh/nodepool-hash"] = self.name
         return node

@@ -217,7 +217,8 @@ class VolumeController:
         if sc["provisioner"] == "efs.csi.aws.com":
             annotations.update({"harness.local/root-uid": params.get("uid", "0"),
                                 "harness.local/root-gid": params.get("gid", "0"),
-                                "harness.local/root-mode": params.get("directoryPerms", "755")})
+                                "harness.local/root-mode": params.get("directoryPerms", "755"),
+                                "harness.local/posix-user": f"{params.get('uid', '0')}:{params.get('gid', '0')}"})
             handle = f"{params.get('fileSystemId', 'fs-emulated')}:/{name}::fsap-{pvc['metadata']['uid'][:8]}"
         storage = ((pvc["spec"].get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
         pv = self.store.create("persistentvolumes", None, {

@@ -1,0 +1,189 @@
+"""The shipped EKS catalog, end to end: ProfilesKubeSpawner configured exactly as the z2jh chart configures it
+(helm/values.yaml, through tests/deploy's chart emulation), on node pools modelled from helm/platform, with
+the EFS home and shared claims helm/platform makes. Every profile (each hardware kind) starts a real
+jupyterhub-singleuser on a node of its pool and answers through the proxy.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.harness.hub import SpawnFailed
+from tests.harness.platform import efs_objects, pools_from_platform
+
+from .conftest import NAMESPACE
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOG = yaml.safe_load((ROOT / "jupyterhub_ext" / "catalogs" / "eks.yaml").read_text())["profiles"]
+PROFILES = {p["slug"]: p for p in CATALOG}
+EVERYONE = ["gpu-users", "ml-engineers", "data-engineers"]
+CLUSTER_OPTIONS = {"pools": pools_from_platform(delay=0.2)}
+
+
+def chart_spawner_config(combination: str = "base") -> str:
+    """jupyterhub_config.py lines for the spawner sections of the config the chart builds for ``combination``."""
+    from tests.deploy import hub as deploy_hub  # the chart's configuration, as tests/deploy runs it
+
+    built = deploy_hub.configure(combination).config
+    lines = [f"c.JupyterHub.spawner_class = {built.JupyterHub.spawner_class!r}".replace(
+        "<class '", "'").replace("'>", "'")]
+    spawner = built.JupyterHub.spawner_class
+    if not isinstance(spawner, str):
+        lines = [f"c.JupyterHub.spawner_class = '{spawner.__module__}.{spawner.__name__}'"]
+    for section in ("Spawner", "KubeSpawner", "ProfilesKubeSpawner"):
+        for key, value in (built[section] if section in built else {}).items():
+            if type(value).__name__ == "LazyConfigValue":
+                continue
+            lines.append(f"c.{section}.{key} = {value!r}")
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def chart_config(cluster):
+    import os
+    old = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = cluster.kubeconfig  # KubeSpawner loads one even when only checking config
+    try:
+        return chart_spawner_config()
+    finally:
+        if old is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = old
+
+
+@pytest.fixture(scope="module")
+def catalog_hub(request, cluster, chart_config):
+    from .conftest import _start_hub, _stop_hub
+    for plural, body in efs_objects(NAMESPACE):
+        cluster.create(plural, body, body["metadata"].get("namespace"))
+    request.module.HUB_CONFIG = "\n".join([
+        chart_config,
+        f"c.KubeSpawner.namespace = {NAMESPACE!r}",
+        "c.KubeSpawner.start_timeout = 90",
+        "c.KubeSpawner.http_timeout = 60",
+    ])
+    hub = _start_hub(request, cluster, NAMESPACE, storage="none", spawner_class=
+                     "jupyterhub_ext.spawner.ProfilesKubeSpawner")
+    for group in EVERYONE:
+        hub.api("POST", f"/groups/{group}")
+    yield hub
+    _stop_hub(request, hub)
+
+
+def _member(hub, name: str, groups: list[str]) -> None:
+    hub.ensure_user(name)
+    for g in groups:
+        r = hub.api("POST", f"/groups/{g}/users", json={"users": [name]})
+        assert r.status_code == 200, r.text
+
+
+@pytest.fixture(scope="module")
+def started(catalog_hub, cluster):
+    """Every profile of the catalog started at once (one user each, in every group); slug -> outcome."""
+    results: dict[str, object] = {}
+
+    def start(slug: str) -> None:
+        user = f"cat-{slug}"
+        try:
+            _member(catalog_hub, user, EVERYONE)
+            catalog_hub.start(user, {"profile": slug}, timeout=150)
+            results[slug] = (user, catalog_hub.server_get(user, "api/status").status_code,
+                             cluster.get("pods", f"jupyter-{user}", NAMESPACE))
+        except BaseException as e:  # reported by the test of this profile
+            results[slug] = e
+    threads = [threading.Thread(target=start, args=(slug,)) for slug in PROFILES]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(200)
+    yield results
+    for slug, outcome in results.items():
+        if isinstance(outcome, tuple):
+            catalog_hub.stop_server(outcome[0])
+
+
+@pytest.mark.parametrize("slug", list(PROFILES), ids=[f"{p['hardware']['kind']}-{s}" for s, p in PROFILES.items()])
+def test_each_profile_spawns_on_its_node_pool(started, cluster, slug):
+    outcome = started[slug]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    user, status, pod = outcome
+    assert status == 200, "the server does not answer through the proxy"
+    hardware = PROFILES[slug]["hardware"]
+    node = cluster.get("nodes", pod["spec"]["nodeName"])
+    assert node["metadata"]["labels"]["karpenter.sh/nodepool"] == hardware["node_pool"]
+    assert node["metadata"]["labels"]["hub.jupyter.org/node-purpose"] == "user"
+    limits = pod["spec"]["containers"][0]["resources"].get("limits", {})
+    extended = {k: v for k, v in limits.items() if "/" in k}
+    expected = {"cpu": {}, "gpu": {"nvidia.com/gpu": "1"}, "gpu-timeslice": {"nvidia.com/gpu": "1"},
+                "mig": {"nvidia.com/mig-1g.5gb": "1"}, "trainium": {"aws.amazon.com/neuron": "1"},
+                "inferentia": {"aws.amazon.com/neuron": "1"}}[hardware["kind"]]
+    assert extended == expected
+    for resource in extended:
+        assert resource in node["status"]["allocatable"]
+    # the home is the user's directory on the EFS home claim, not the image's
+    mounts = {m["mountPath"]: m for m in pod["spec"]["containers"][0].get("volumeMounts", [])}
+    assert "/home/jovyan" in mounts
+    code, out = cluster.exec(NAMESPACE, pod["metadata"]["name"], ["sh", "-c", "id -u; touch ~/probe && echo ok"])
+    assert code == 0 and out.split() == ["1000", "ok"], out
+
+
+def test_time_sliced_gpu_is_shared_by_four_users(started, cluster):
+    """The gpu-ts pool advertises each GPU four times: the time-sliced profile's users share one node."""
+    outcome = started["gpu-timeslice"]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    node = cluster.get("nodes", outcome[2]["spec"]["nodeName"])
+    assert node["status"]["allocatable"]["nvidia.com/gpu"] == "4"
+    assert node["metadata"]["labels"]["nvidia.com/gpu.replicas"] == "4"
+
+
+def test_hidden_profile_is_refused_before_kubernetes(catalog_hub, cluster, username):
+    """A user outside gpu-users asks the REST API for a GPU profile: refused with a message, no API call."""
+    catalog_hub.ensure_user(username)
+    before = cluster.requests.count("create", "pods")
+    r = catalog_hub.spawn(username, {"profile": "gpu"})
+    if r.status_code in (201, 202):
+        with pytest.raises(SpawnFailed) as failed:
+            catalog_hub.wait_ready(username, timeout=30)
+        message = failed.value.message
+    else:
+        message = r.json().get("message", "")
+        assert r.status_code in (400, 403), r.text
+    assert "gpu" in message.lower(), message
+    assert cluster.requests.count("create", "pods") == before
+    assert cluster.find("pods", f"jupyter-{username}", NAMESPACE) is None
+
+
+def test_mig_profile_without_warm_node_shows_scheduler_reason(started, catalog_hub, cluster, username):
+    """Karpenter cannot provision for MIG slices (kubernetes-sigs/karpenter#751): without the warm node the
+    chart requires, the MIG profile stays pending and the user is shown why."""
+    outcome = started["gpu-mig"]
+    if isinstance(outcome, tuple):
+        catalog_hub.stop_server(outcome[0])
+        cluster.wait_gone("pods", f"jupyter-{outcome[0]}", NAMESPACE, timeout=60)
+    for node in cluster.nodes("gpu-mig"):
+        cluster.patch("nodes", node["metadata"]["name"], {"spec": {"unschedulable": True}})
+    _member(catalog_hub, username, EVERYONE)
+    catalog_hub.api("PATCH", f"/users/{username}", json={"admin": False})
+    try:
+        r = catalog_hub.spawn(username, {"profile": "gpu-mig"})
+        assert r.status_code in (201, 202), r.text
+        catalog_hub.api("PATCH", "/")  # no-op; keeps the request log readable
+        import os
+        os.environ.setdefault("E2E_MIG_TIMEOUT", "1")
+        with pytest.raises(SpawnFailed) as failed:
+            catalog_hub.wait_ready(username, timeout=150)
+        shown = "\n".join(failed.value.messages)
+        assert "Insufficient nvidia.com/mig-1g.5gb" in shown, shown
+        assert "node(s) were unschedulable" in shown, shown
+    finally:
+        for node in cluster.nodes("gpu-mig"):
+            cluster.patch("nodes", node["metadata"]["name"], {"spec": {"unschedulable": None}})
