@@ -25,7 +25,19 @@ hub_constraints() {
   echo "$out"
 }
 
-# make_venv DIR MODE [PYTHON]: MODE is "hub" (z2jh 4.4.0 pins) or "latest" (newest on PyPI).
+# Python 3.11: the package must install there too (pure tests run on it).
+pick_python311() {
+  for c in python3.11 /root/.pyenv/versions/3.11*/bin/python3.11; do
+    if command -v "$c" >/dev/null 2>&1; then command -v "$c"; return; fi
+  done
+  return 1
+}
+
+# pip's noise about this machine's extra indexes and setuptools' banners hide real errors
+quiet_pip() { grep -v -E "is ignored: it is neither|^\s*$|\*{10}|!!|BuildBackendWarning|editable_wheel|with strategy|Please be careful|name as your package|precedence during imports" || true; }
+
+# make_venv DIR MODE [PYTHON]: MODE is "hub" (z2jh 4.4.0 pins), "latest" (newest on PyPI) or "py311"
+# (a plain `pip install` of the package plus the pure-test tools).
 # Re-installs only when setup.cfg or the constraints changed since the last install.
 make_venv() {
   local dir="$1" mode="$2" py="${3:-$(pick_python)}"
@@ -37,10 +49,15 @@ make_venv() {
   [ -x "$dir/bin/python" ] || "$py" -m venv "$dir"
   "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null
   if [ "$mode" = hub ]; then
-    "$dir/bin/python" -m pip install -q -c "$(hub_constraints)" -e "$ROOT[test]"
+    "$dir/bin/python" -m pip install -q -c "$(hub_constraints)" -e "$ROOT[test]" 2>&1 | quiet_pip
+  elif [ "$mode" = py311 ]; then
+    "$dir/bin/python" -m pip install -q "$ROOT" pytest pytest-asyncio pytest-timeout hypothesis 2>&1 | quiet_pip
   else
-    "$dir/bin/python" -m pip install -q --upgrade --upgrade-strategy eager -e "$ROOT[test]"
+    "$dir/bin/python" -m pip install -q --upgrade --upgrade-strategy eager -e "$ROOT[test]" 2>&1 | quiet_pip
   fi
+  # from / so the installed package is imported, not the source tree
+  (cd / && "$dir/bin/python" -c "import jupyterhub_ext.spawner, jupyterhub_ext.catalogs") \
+    || { echo "install into $dir failed" >&2; return 1; }
   echo "$want" > "$stamp"
 }
 
