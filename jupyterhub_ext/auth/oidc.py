@@ -54,13 +54,18 @@ def _decode_state(b64_state: str | bytes | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def is_loopback_url(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
+def is_private_http_ok(url: str) -> bool:
+    """Plain http is acceptable only for traffic that stays on the machine or inside the cluster:
+    loopback (local runs, tests) and Kubernetes service names (``keycloak``, ``keycloak.sso.svc``,
+    ``keycloak.sso.svc.cluster.local``)."""
+    host = (urlparse(url).hostname or "").lower()
+    if host in ("localhost", "::1") or host.startswith("127."):
+        return True
+    return bool(host) and ("." not in host or host.endswith((".svc", ".svc.cluster.local")))
 
 
 def check_url(key: str, url: str, *, required: bool = True) -> None:
-    """An absolute https URL (http only on loopback, for local runs and tests)."""
+    """An absolute https URL (http only on loopback or to an in-cluster service name)."""
     if not url:
         if required:
             raise ConfigError(key, "must be set")
@@ -68,8 +73,12 @@ def check_url(key: str, url: str, *, required: bool = True) -> None:
     parsed = urlparse(url)
     if parsed.scheme not in ("https", "http") or not parsed.netloc:
         raise ConfigError(key, f"{url!r} is not an absolute http(s) URL")
-    if parsed.scheme == "http" and not is_loopback_url(url):
-        raise ConfigError(key, f"{url!r} must use https (plain http is only accepted on loopback addresses)")
+    if parsed.scheme == "http" and not is_private_http_ok(url):
+        raise ConfigError(
+            key,
+            f"{url!r} must use https (plain http is only accepted on loopback addresses and to in-cluster "
+            "service names such as http://keycloak.sso.svc:8080)",
+        )
 
 
 class OIDCLoginHandler(OAuthLoginHandler):

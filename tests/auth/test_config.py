@@ -216,6 +216,7 @@ def test_cognito_logout_url():
         ("realm_url", "not a realm URL", {"realm_url": "https://sso.example.com/"}),
         ("realm_url", "not a realm URL", {"realm_url": "https://sso.example.com/realms/hub/account"}),
         ("realm_url", "must use https", {"realm_url": "http://sso.example.com/realms/hub"}),
+        ("realm_url", "must use https", {"realm_url": "http://10.0.0.7:8080/realms/hub"}),
         ("allowed_groups", "nobody could log in", {"allowed_groups": set()}),
         ("allowed_groups", "group_path is 'last'", {"group_path": "last", "allowed_groups": {"/courses/ml"}}),
         ("allowed_groups", "not a group name", {"allowed_groups": {"/"}}),
@@ -240,6 +241,19 @@ def test_keycloak_realm_and_configured_groups_are_normalised():
     b = KeycloakAuthenticator(**{**KEYCLOAK, "group_path": "last", "allowed_groups": {"/students", "teachers"}})
     b.validate_config()
     assert b.allowed_groups == {"students", "teachers"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://keycloak.sso.svc:8080/realms/hub",
+        "http://keycloak.sso.svc.cluster.local/realms/hub",
+        "http://keycloak:8080/realms/hub",
+        "http://127.0.0.1:8080/realms/hub",
+    ],
+)
+def test_keycloak_in_cluster_http_is_accepted(url):
+    assert config_error(KeycloakAuthenticator, **{**KEYCLOAK, "realm_url": url}) is None
 
 
 def test_keycloak_before_17_realm_urls():
