@@ -371,8 +371,7 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
         parent, _, name = p.rpartition("/")
         siblings.setdefault(parent, set()).add(name)
 
-    def dir_mode(reldir: str) -> int:
-        return course.dirs.get(reldir, 0o755) | 0o700
+    dir_mode = course.dir_mode
 
     counter = [2]  # temp names 0 and 1 are the manifest's and the pending list's
     batch: list[_Write] = []
@@ -405,7 +404,7 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
                 batch, batch_bytes = [], 0
             continue
         try:
-            _simple(action, dest, new, hook, summary)
+            _simple(action, dest, new, hook, summary, dir_mode)
         except OSError as e:
             _failed(action, e, stop, summary)
     if batch:
@@ -436,7 +435,7 @@ def _failed(action: Action, error: BaseException, stop: Stopper, summary: Summar
     summary.errors.append("%s %s: %s" % (action.op, action.path, getattr(error, "strerror", None) or error))
 
 
-def _simple(action: Action, dest: fsops.Root, new: Manifest, hook, summary: Summary) -> None:
+def _simple(action: Action, dest: fsops.Root, new: Manifest, hook, summary: Summary, dir_mode) -> None:
     """Everything but the writes: each one re-checks the file it was planned on before touching it."""
     op = action.op
     if op == RECORD:
@@ -458,7 +457,7 @@ def _simple(action: Action, dest: fsops.Root, new: Manifest, hook, summary: Summ
             summary.counts["kept"] += 1
             summary.details.append("kept     %s  (changed while the seeder ran)" % action.path)
     elif op == MKDIR:
-        dest.ensure_dir(action.path, lambda d: (action.mode or 0o755) | 0o700)
+        dest.ensure_dir(action.path, dir_mode)
         new.dirs.add(action.path)
         summary.dirs_created += 1
     elif op == RMDIR:

@@ -6,6 +6,8 @@ Only the interpreter's core modules are used here: the seeder runs from a postSt
 
 from __future__ import annotations
 
+import os
+
 # What a path in the home currently is.
 ABSENT = "absent"
 FILE = "file"
@@ -41,19 +43,35 @@ class SourceFile:
 
 
 class CourseTree:
-    """The listing of the course material: files, directories (with modes) and what was left out, and why."""
+    """The listing of the course material: files, directories, and what was left out, and why.
 
-    __slots__ = ("files", "dirs", "problems")
+    ``dirs`` maps each directory's relative path to its real path; its mode is read only if the directory has
+    to be created (a warm run stats files, not directories).
+    """
+
+    __slots__ = ("files", "dirs", "problems", "_modes")
 
     def __init__(
         self,
         files: dict[str, SourceFile] | None = None,
-        dirs: dict[str, int] | None = None,
+        dirs: dict[str, str] | None = None,
         problems: list[tuple[str, str]] | None = None,
     ) -> None:
         self.files = files if files is not None else {}
         self.dirs = dirs if dirs is not None else {}
         self.problems = problems if problems is not None else []
+        self._modes: dict[str, int] = {}
+
+    def dir_mode(self, rel: str) -> int:
+        """The course directory's mode (0o755 for one we do not know), always with the owner's rwx."""
+        mode = self._modes.get(rel)
+        if mode is None:
+            try:
+                mode = os.stat(self.dirs[rel]).st_mode & 0o777
+            except (KeyError, OSError):
+                mode = 0o755
+            mode = self._modes[rel] = mode | 0o700  # we must be able to fill it (and so must the student)
+        return mode
 
 
 class HomeEntry:

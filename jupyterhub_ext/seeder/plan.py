@@ -245,14 +245,14 @@ def _directories(course: CourseTree, home: dict[str, HomeEntry], manifest: Manif
     actions: list[Action] = []
     # Directories that hold something are made on demand by the writes; only empty ones need a mkdir.
     parents = {posixpath.dirname(p) for p in course.files} | {posixpath.dirname(d) for d in course.dirs}
-    for d, mode in course.dirs.items():
+    for d in course.dirs:
         if _is_reserved(d, policy.reserved):
             continue
         h = home.get(d, HOME_ABSENT)
         if h.kind == ABSENT:
             if d in parents or (policy.on_deleted == RESPECT and d in manifest.dirs):
                 continue
-            actions.append(Action(MKDIR, d, mode=mode))
+            actions.append(Action(MKDIR, d))
         elif h.kind not in (DIR, BLOCKED) and d not in parents:  # (files below it are reported one by one)
             actions.append(Action(NOTE, d, "blocked", note="a %s is where a course directory goes" % h.kind))
     for d in manifest.dirs:

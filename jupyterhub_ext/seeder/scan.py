@@ -85,12 +85,7 @@ def _walk(root: str, directory: str, prefix: str, tree: CourseTree, excluded, ch
         if depth >= MAX_DEPTH:
             tree.problems.append((rel, "deeper than %d levels" % MAX_DEPTH))
             continue
-        try:
-            mode = os.stat(real).st_mode
-        except OSError as e:
-            tree.problems.append((rel, "unreadable: %s" % e.strerror))
-            continue
-        tree.dirs[rel] = stat_mod.S_IMODE(mode) & 0o777
+        tree.dirs[rel] = real
         _walk(root, real, rel + "/", tree, excluded, chain | {real}, depth + 1)
 
 
