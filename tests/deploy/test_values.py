@@ -154,7 +154,7 @@ def test_oauth_overlays_use_tls_and_a_client_secret_from_a_secret(name):
 
 @pytest.mark.parametrize("name", ["eks-cognito", "eks-keycloak"])
 def test_every_group_the_catalog_names_can_log_in(name):
-    """A catalog profile for group G is useless if members of G are refused at the login."""
+    """A catalog profile (or a shared-folder right) for group G is useless if members of G are refused at login."""
     values = merged_values(COMBINATIONS[name])
     section = {"eks-cognito": "CognitoAuthenticator", "eks-keycloak": "KeycloakAuthenticator"}[name]
     auth = values["hub"]["config"][section]
@@ -167,7 +167,9 @@ def test_every_group_the_catalog_names_can_log_in(name):
         for option in profile.get("options", []):
             for choice in option.get("choices", []):
                 named |= set((choice.get("access") or {}).get("groups", []))
-    assert named and named <= admitted, f"groups in the catalog but refused at login: {named - admitted}"
+    spawner = values["hub"]["config"]["ProfilesKubeSpawner"]
+    named |= set(spawner.get("shared_write_groups", [])) | set(spawner.get("shared_group_dirs", []))
+    assert named and named <= admitted, f"groups given rights but refused at login: {named - admitted}"
 
 
 def test_aks_classroom():
@@ -198,8 +200,9 @@ def test_aks_classroom():
     assert "storageClassName" not in values["hub"]["db"]["pvc"]
     assert spawner["catalog_file"] == "" and len(spawner["profiles"]) == 1
     assert "node_pool" not in spawner["profiles"][0]["hardware"]
-    # the course image
+    # the course image, kept pulled on every node (the one profile runs it)
     assert values["singleuser"]["image"]["name"].endswith("jupyterhub-ext-singleuser")
+    assert values["prePuller"]["continuous"]["enabled"] is True
 
 
 @pytest.mark.parametrize("name", list(COMBINATIONS))
