@@ -150,8 +150,9 @@ class KubeHub:
         user = self.user(name)
         return ((user or {}).get("servers") or {}).get(server)
 
-    def progress(self, name: str, server: str = "", timeout: float = 60) -> list[dict]:
-        """Follow the spawn's event stream until ready or failed (what the spawn-pending page shows)."""
+    def progress(self, name: str, server: str = "", timeout: float = 60, until=None) -> list[dict]:
+        """Follow the spawn's event stream until ready or failed (what the spawn-pending page shows), or until
+        ``until(event)`` is true."""
         path = f"/users/{name}/servers/{server}/progress" if server else f"/users/{name}/server/progress"
         events: list[dict] = []
         deadline = time.monotonic() + timeout
@@ -162,7 +163,7 @@ class KubeHub:
                 if raw and raw.startswith("data:"):
                     ev = json.loads(raw[5:])
                     events.append(ev)
-                    if ev.get("ready") or ev.get("failed"):
+                    if ev.get("ready") or ev.get("failed") or (until is not None and until(ev)):
                         break
                 if time.monotonic() > deadline:
                     break
