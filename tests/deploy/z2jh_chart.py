@@ -198,6 +198,15 @@ class Chart:
             raise KeyError(f"{key} not found in the chart's secret")
         return value
 
+    def get_config_list(self, key: str) -> list:
+        """A list-or-dict value as a list (dict entries get their key as ``name``), None as []."""
+        value = self.get_config(key)
+        if value is None:
+            return []
+        if isinstance(value, dict):
+            return [{"name": k, **v} if isinstance(v, dict) else v for k, v in value.items()]
+        return list(value)
+
     def set_if_not_none(self, section: Any, name: str, key: str) -> None:
         value = self.get_config(key)
         if value is not None:
@@ -301,8 +310,8 @@ def chart_config(values: dict) -> Config:
         c.KubeSpawner.volumes.append({"name": "files", "secret": {"secretName": "singleuser", "items": items}})
         c.KubeSpawner.volume_mounts.extend({"mountPath": d["mountPath"], "subPath": k, "name": "files"}
                                            for k, d in extra_files.items())
-    c.KubeSpawner.volumes.extend(get_config("singleuser.storage.extraVolumes", []) or [])
-    c.KubeSpawner.volume_mounts.extend(get_config("singleuser.storage.extraVolumeMounts", []) or [])
+    c.KubeSpawner.volumes.extend(chart.get_config_list("singleuser.storage.extraVolumes"))
+    c.KubeSpawner.volume_mounts.extend(chart.get_config_list("singleuser.storage.extraVolumeMounts"))
 
     c.JupyterHub.services = []
     c.JupyterHub.load_roles = []

@@ -1,0 +1,62 @@
+"""The chart emulation itself behaves like z2jh 4.4.0's jupyterhub_config.py where our values depend on it."""
+
+from __future__ import annotations
+
+from traitlets.config import LazyConfigValue
+
+from .z2jh_chart import chart_config, merged_values
+
+USER_TOLERATION = {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}
+
+
+def config(values: dict):
+    return chart_config(merged_values(values))
+
+
+def resolved(value, initial=()):
+    """A config value as the trait will see it (list methods on a Config give a LazyConfigValue)."""
+    return value.get_value(list(initial)) if isinstance(value, LazyConfigValue) else value
+
+
+def test_defaults_give_the_charts_user_pod_settings():
+    c = config({})
+    assert USER_TOLERATION in c.KubeSpawner.tolerations
+    assert resolved(c.KubeSpawner.node_affinity_preferred) == [{"weight": 100, "preference": {"matchExpressions": [
+        {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}]}}]
+    (block,) = resolved(c.KubeSpawner.init_containers)
+    assert block.name == "block-cloud-metadata" and block.security_context.privileged is True
+    assert c.KubeSpawner.uid == 1000 and c.KubeSpawner.fs_gid == 100
+    assert c.KubeSpawner.scheduler_name == "user-scheduler"
+    assert c.KubeSpawner.image == "quay.io/jupyterhub/k8s-singleuser-sample:4.4.0"
+    # dynamic storage by default
+    assert c.KubeSpawner.storage_pvc_ensure is True and c.KubeSpawner.storage_capacity == "10Gi"
+
+
+def test_require_node_purpose_and_no_metadata_block():
+    c = config({"scheduling": {"userPods": {"nodeAffinity": {"matchNodePurpose": "require"}}},
+                "singleuser": {"cloudMetadata": {"blockWithIptables": False}, "storage": {"type": "none"}}})
+    assert resolved(c.KubeSpawner.node_affinity_required) == [{"matchExpressions": [
+        {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}]}]
+    assert not resolved(c.KubeSpawner.init_containers)
+    assert resolved(c.KubeSpawner.volumes) == [] and resolved(c.KubeSpawner.volume_mounts) == []
+
+
+def test_hub_config_replaces_a_chart_derived_trait_shallowly():
+    """Why the values never put tolerations or volumes under hub.config: the section update replaces them."""
+    c = config({"hub": {"config": {"KubeSpawner": {"tolerations": [{"key": "x", "operator": "Exists"}]}}}})
+    assert c.KubeSpawner.tolerations == [{"key": "x", "operator": "Exists"}]
+
+
+def test_extra_config_runs_in_key_order_after_hub_config():
+    c = config({"hub": {"config": {"JupyterHub": {"order": ["config"]}},
+                        "extraConfig": {"b": "c.JupyterHub.order.append('b')",
+                                        "a": "c.JupyterHub.order.append('a')"}}})
+    assert c.JupyterHub.order == ["config", "a", "b"]
+
+
+def test_dict_form_extra_volumes_get_their_names():
+    c = config({"singleuser": {"storage": {"type": "none",
+                                           "extraVolumes": {"data": {"emptyDir": {}}},
+                                           "extraVolumeMounts": {"data": {"mountPath": "/data"}}}}})
+    assert resolved(c.KubeSpawner.volumes) == [{"name": "data", "emptyDir": {}}]
+    assert resolved(c.KubeSpawner.volume_mounts) == [{"name": "data", "mountPath": "/data"}]
