@@ -205,3 +205,52 @@ def process_rss_mib(pid: int) -> float | None:
     except OSError:
         pass
     return None
+
+
+# -- vanilla KubeSpawner's equivalent of our catalog ------------------------------------------------------------------
+
+def vanilla_profile_list(catalog_file: str = "builtin:eks", base_tolerations: Any = ()) -> list[dict]:
+    """The catalog as a plain KubeSpawner ``profile_list`` that starts the same pods for the same selection.
+
+    Built with our own translation, so nothing is re-typed by hand: the form structure is
+    ``catalog.kubespawner.profile_list`` of an admin's view (every profile and choice; vanilla has no access
+    rules), each profile's ``kubespawner_override`` is ``catalog.kubespawner.overrides`` of the profile with no
+    choice applied, and each choice's override is what that choice changes on top (KubeSpawner merges dict
+    overrides recursively, as ours are applied). A free-text option sets the image from ``{value}``.
+    """
+    from jupyterhub_ext.catalog import Settings
+    from jupyterhub_ext.catalog import kubespawner as ks
+    from jupyterhub_ext.catalog.access import Selection, Who, view_for
+    from jupyterhub_ext.profiles import _parse_cached, load_catalog_file
+
+    data = load_catalog_file(catalog_file, "catalog_file")
+    catalog = _parse_cached(json.dumps(data, sort_keys=True), Settings(), "catalog")
+    view = view_for(catalog, Who(name="", admin=True), admins_see_all=True)
+    plist = ks.profile_list(view)
+    for entry, pview in zip(plist, view.profiles):
+        profile = pview.profile
+        base = ks.overrides(Selection(profile), list(base_tolerations))
+        entry["kubespawner_override"] = base
+        for oview in pview.options:
+            option_entry = entry["profile_options"][oview.option.slug]
+            for choice in oview.choices:
+                with_choice = ks.overrides(Selection(profile, ((oview.option, choice),)), list(base_tolerations))
+                option_entry["choices"][choice.slug]["kubespawner_override"] = _diff(base, with_choice)
+            if oview.free_text is not None:
+                with_text = ks.overrides(Selection(profile, (), ((oview.option, "{value}"),)), list(base_tolerations))
+                option_entry["unlisted_choice"]["kubespawner_override"] = _diff(base, with_text)
+    return plist
+
+
+def _diff(base: dict, new: dict) -> dict:
+    out = {}
+    for key, value in new.items():
+        if key not in base:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(base[key], dict):
+            sub = _diff(base[key], value)
+            if sub:
+                out[key] = sub
+        elif value != base[key]:
+            out[key] = value
+    return out

@@ -3,18 +3,24 @@
 What is timed is what the hub awaits on ``GET /hub/spawn``: ``await spawner.get_options_form()`` (for
 ProfilesKubeSpawner: this user's view of the catalog -> ``profile_list`` -> KubeSpawner's ``form.html``).
 
-Three measurements, each ``--iterations`` times:
+Four measurements, each ``--iterations`` times, each on a new spawner object (the hub makes one per user;
+making it is not timed, it costs the same with vanilla KubeSpawner):
 
-- ``cold-process``: the first form of a process: catalog parsed, view computed, template compiled. Emulated
-  by clearing our caches (parsed catalog, per-user views, rendered forms) before each build.
-- ``cold-user``: the first form of a user the hub has not seen yet (catalog already parsed at start-up by
-  ``z2jh.setup``): a new user name (and so a new view) for each build. This is what the target applies to:
-  at 9 a.m. every user's first form is a cold-user build.
-- ``warm``: the same user again (reload of the spawn page).
+- ``cold-process``: the first form of a process: catalog parsed, view computed, template compiled, form
+  rendered. Emulated by clearing every cache of ours before each build.
+- ``first-of-kind``: the first user of a new kind (a combination of the groups the catalog's rules name): the
+  catalog is parsed already (``z2jh.setup`` does it at start-up), this user's view is computed and the form
+  rendered. Emulated by clearing the view and rendered-form caches before each build.
+- ``cold-user``: the first form of a user the hub has not seen, of a kind it has seen (a new user name in the
+  same groups). At 9 a.m. almost every student's first form is this one: the target applies to it.
+- ``warm``: the same user again (a reload of the spawn page).
 
 For context, the same 50 profiles given to vanilla KubeSpawner as a static ``profile_list`` (built from the
-same catalog for a user in every group, so it lists everything): KubeSpawner renders that form once when the
-spawner is created and returns the string afterwards; its first build is shown as its cold time.
+same catalog for a user in every group, so it lists everything): KubeSpawner renders that form the first time
+a spawner object is asked for it (once per user: ``vanilla/cold-user``) and returns the string afterwards.
+
+Each build is timed on the wall clock and in CPU time of the thread (``time.thread_time``): on a loaded machine
+the wall clock also counts the time the process waited for a core.
 
     python benchmarks/form.py [--iterations 300] [--profiles 50] [--json results/form.json]
 """
@@ -104,15 +110,23 @@ def _kubeconfig() -> None:
     kube_config.KUBE_CONFIG_DEFAULT_LOCATION = path
 
 
-def _clear_caches() -> None:
+def _clear_caches(parsed: bool = True) -> None:
+    """Forget views and rendered forms; with ``parsed`` also the parsed catalogs and compiled templates."""
     from jupyterhub_ext import profiles, spawner
 
-    profiles._parse_cached.cache_clear()
     profiles._view_cached.cache_clear()
-    for name in ("_form_cache_clear",):  # rendered-form/template caches, when the spawner has them
-        clear = getattr(spawner, name, None)
-        if clear:
-            clear()
+    # each getattr: absent in a version without that cache, nothing to clear then
+    getattr(spawner, "_rendered_forms", {}).clear()
+    if getattr(profiles, "_named_in_rules", None) is not None:
+        profiles._named_in_rules.cache_clear()
+    if parsed:
+        profiles._parse_cached.cache_clear()
+        for owner, name in ((profiles, "_read_catalog_file"), (spawner, "_form_environment"),
+                            (spawner, "_form_string_template")):
+            fn = getattr(owner, name, None)
+            if fn is not None:
+                fn.cache_clear()
+        getattr(profiles, "_INLINE_CATALOGS", []).clear()
 
 
 def _user(spawner, name: str, groups: list[str]) -> None:
@@ -121,10 +135,18 @@ def _user(spawner, name: str, groups: list[str]) -> None:
     spawner.user.admin = False
 
 
-async def _time_build(spawner) -> tuple[float, str]:
-    t0 = time.perf_counter()
+CPU_SAMPLES: dict[str, list[float]] = {}
+
+
+async def _time_build(spawner, label: str = "") -> tuple[float, str]:
+    """Wall-clock ms of one build; its CPU ms (this thread's) are kept under ``label``: on a loaded machine the
+    wall clock also counts time the process waited for a core, the CPU time does not."""
+    c0, t0 = time.thread_time(), time.perf_counter()
     html = await spawner.get_options_form()
-    return (time.perf_counter() - t0) * 1000, html
+    wall, cpu = (time.perf_counter() - t0) * 1000, (time.thread_time() - c0) * 1000
+    if label:
+        CPU_SAMPLES.setdefault(label, []).append(cpu)
+    return wall, html
 
 
 async def run(iterations: int, n_profiles: int) -> dict:
@@ -145,32 +167,41 @@ async def run(iterations: int, n_profiles: int) -> dict:
     results: dict[str, dict] = {}
     gc.collect()
 
-    # ours, cold process
-    samples, html = [], ""
-    for i in range(iterations):
-        _clear_caches()
-        spawner = ProfilesKubeSpawner(config=c, _mock=True)
+    async def measure(label: str, prepare) -> str:
+        samples, html = [], ""
+        for i in range(iterations):
+            spawner = ProfilesKubeSpawner(config=c, _mock=True)
+            prepare(i, spawner)
+            ms, html = await _time_build(spawner, label)
+            samples.append(ms)
+        results[label] = summary(samples)
+        return html
+
+    def cold_process(i, spawner):
+        _clear_caches(parsed=True)
         _user(spawner, f"cold-process-{i}", groups)
-        ms, html = await _time_build(spawner)
-        samples.append(ms)
-    view = spawner.user_view()
-    results["ours/cold-process"] = summary(samples)
 
-    # ours, cold user (catalog parsed at start-up; each build for a user not seen before)
-    ProfilesKubeSpawner.check_config(c)
-    spawner = ProfilesKubeSpawner(config=c, _mock=True)
-    samples = []
-    for i in range(iterations):
+    def first_of_kind(i, spawner):
+        _clear_caches(parsed=False)
+        _user(spawner, f"first-of-kind-{i}", groups)
+
+    def cold_user(i, spawner):
         _user(spawner, f"cold-user-{i}", groups)
-        ms, html = await _time_build(spawner)
-        samples.append(ms)
-    results["ours/cold-user"] = summary(samples)
 
-    # ours, warm (same user, form built before)
+    await measure("ours/cold-process", cold_process)
+    ProfilesKubeSpawner.check_config(c)
+    await measure("ours/first-of-kind", first_of_kind)
+    await measure("ours/cold-user", cold_user)
+
+    spawner = ProfilesKubeSpawner(config=c, _mock=True)
     _user(spawner, "warm-user", groups)
     await spawner.get_options_form()
-    samples = [(await _time_build(spawner))[0] for _ in range(iterations)]
+    samples = []
+    for _ in range(iterations):
+        ms, html = await _time_build(spawner, "ours/warm")
+        samples.append(ms)
     results["ours/warm"] = summary(samples)
+    view = spawner.user_view()
 
     # vanilla KubeSpawner: the whole catalog as a static profile_list (no per-user filtering)
     everyone = Who(name="vanilla", groups=frozenset(GROUPS), admin=False)
@@ -179,22 +210,23 @@ async def run(iterations: int, n_profiles: int) -> dict:
     static_list = ks.profile_list(full_view)
     vc = Config()
     vc.KubeSpawner.profile_list = static_list
-    samples_cold = []
-    for i in range(max(1, min(iterations, 50))):
-        t0 = time.perf_counter()
-        vspawner = KubeSpawner(config=vc, _mock=True)  # renders the static form when options_form is first read
+    samples = []
+    for i in range(iterations):
+        vspawner = KubeSpawner(config=vc, _mock=True)
         _user(vspawner, f"vanilla-{i}", groups)
-        await vspawner.get_options_form()
-        samples_cold.append((time.perf_counter() - t0) * 1000)
-    results["vanilla/first (spawner creation + form)"] = summary(samples_cold)
-    samples = [(await _time_build(vspawner))[0] for _ in range(iterations)]
+        ms, _ = await _time_build(vspawner, "vanilla/cold-user")  # the static form is rendered on first use
+        samples.append(ms)
+    results["vanilla/cold-user"] = summary(samples)
+    samples = [(await _time_build(vspawner, "vanilla/warm"))[0] for _ in range(iterations)]
     results["vanilla/warm"] = summary(samples)
+    cpu = {label: summary(values) for label, values in CPU_SAMPLES.items()}
 
     sizes = {"profiles_in_catalog": n_profiles, "profiles_seen_by_user": len(view.profiles),
              "form_bytes": len(html), "vanilla_profiles": len(static_list)}
-    return {"measurements": results, "sizes": sizes, "user_groups": groups, "target_p95_ms": TARGET_P95_MS,
+    return {"measurements": results, "cpu_ms": cpu, "sizes": sizes, "user_groups": groups, "target_p95_ms": TARGET_P95_MS,
             "target_applies_to": "ours/cold-user",
-            "target_met": (results["ours/cold-user"]["p95"] or 0) <= TARGET_P95_MS}
+            "target_met": (results["ours/cold-user"]["p95"] or 0) <= TARGET_P95_MS,
+            "target_met_cpu": (cpu["ours/cold-user"]["p95"] or 0) <= TARGET_P95_MS}
 
 
 def main() -> None:
@@ -211,9 +243,12 @@ def main() -> None:
     print(machine_line(m))
     print(f"user sees {results['sizes']['profiles_seen_by_user']} of {args.profiles} profiles; "
           f"form {results['sizes']['form_bytes']} bytes\n")
-    rows = [(name, s["n"], s["p50"], s["p95"], s["max"]) for name, s in results["measurements"].items()]
-    print(table(["build", "n", "p50 ms", "p95 ms", "max ms"], rows))
-    print(f"\ntarget: ours/cold-user p95 <= {TARGET_P95_MS} ms: {'met' if results['target_met'] else 'MISSED'}")
+    cpu = results["cpu_ms"]
+    rows = [(name, s["n"], s["p50"], s["p95"], s["max"], cpu[name]["p50"], cpu[name]["p95"])
+            for name, s in results["measurements"].items()]
+    print(table(["build", "n", "wall p50 ms", "wall p95 ms", "wall max ms", "CPU p50 ms", "CPU p95 ms"], rows))
+    print(f"\ntarget: ours/cold-user p95 <= {TARGET_P95_MS} ms: wall "
+          f"{'met' if results['target_met'] else 'MISSED'}, CPU {'met' if results['target_met_cpu'] else 'MISSED'}")
     write_json(args.json, report("form", args, results, m))
 
 

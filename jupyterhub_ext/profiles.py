@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from importlib import resources
 from typing import Any
 
@@ -23,7 +24,22 @@ def builtin_catalog_path(name: str) -> str:
 
 def load_catalog_file(path: str, key: str) -> list:
     """Profiles from a YAML file with a top-level ``profiles`` list (``builtin:eks`` is the shipped one)."""
+    return json.loads(_catalog_file_json(path, key))
+
+
+def _catalog_file_json(path: str, key: str) -> str:
+    """The file's profiles as canonical JSON (the parse cache's key). Re-read only when the file changes: every
+    form and spawn asks for the catalog, and parsing YAML each time cost milliseconds (benchmarks/form.py)."""
     real = builtin_catalog_path(path[len(BUILTIN_PREFIX):]) if path.startswith(BUILTIN_PREFIX) else path
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        raise ConfigError(key, f"no catalog file at {path!r}") from None
+    return _read_catalog_file(path, real, key, st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_catalog_file(path: str, real: str, key: str, mtime_ns: int, size: int, inode: int) -> str:
     try:
         with open(real, encoding="utf-8") as f:
             data = yaml.safe_load(f)
@@ -33,7 +49,10 @@ def load_catalog_file(path: str, key: str) -> list:
         raise ConfigError(key, f"{path!r} is not valid YAML: {e}") from None
     if not isinstance(data, dict) or "profiles" not in data:
         raise ConfigError(key, f"{path!r} must hold a mapping with a 'profiles' list")
-    return data["profiles"]
+    try:
+        return json.dumps(data["profiles"], sort_keys=True)
+    except TypeError:
+        raise ConfigError(f"{key}({path}).profiles", "must be plain data (lists, mappings, strings, numbers)") from None
 
 
 @functools.lru_cache(maxsize=16)
@@ -41,9 +60,36 @@ def _parse_cached(data_json: str, settings: Settings, path: str) -> Catalog:
     return parse_catalog(json.loads(data_json), settings, path)
 
 
+# (profiles as configured, settings, path, parsed catalog), most recent first
+_INLINE_CATALOGS: list[tuple[list, Settings, str, Catalog]] = []
+
+
 @functools.lru_cache(maxsize=4096)
 def _view_cached(catalog: Catalog, who: Who, admins_see_all: bool) -> View:
     return view_for(catalog, who, admins_see_all=admins_see_all)
+
+
+@functools.lru_cache(maxsize=16)
+def _named_in_rules(catalog: Catalog) -> tuple[frozenset[str], frozenset[str]]:
+    """The groups and users that some access rule of ``catalog`` names."""
+    groups: set[str] = set()
+    users: set[str] = set()
+    for profile in catalog.profiles:
+        rules = [profile.access]
+        for option in profile.options:
+            rules += [c.access for c in option.choices]
+            if option.free_text is not None:
+                rules.append(option.free_text.access)
+        for access in rules:
+            groups |= access.groups
+            users |= access.users
+    return frozenset(groups), frozenset(users)
+
+
+def view_key(catalog: Catalog, who: Who) -> Who:
+    """``who`` reduced to what the catalog's rules look at, so users alike share one cached view (and form)."""
+    groups, users = _named_in_rules(catalog)
+    return Who(name=who.name if who.name in users else "", groups=who.groups & groups, admin=who.admin)
 
 
 class CatalogMixin(HasTraits):
@@ -106,17 +152,35 @@ class CatalogMixin(HasTraits):
         if self.profiles and self.catalog_file:
             raise ConfigError(f"{section}.catalog_file", "set either profiles or catalog_file, not both")
         if self.catalog_file:
-            data, path = load_catalog_file(self.catalog_file, f"{section}.catalog_file"), \
-                f"{section}.catalog_file({self.catalog_file}).profiles"
+            key = _catalog_file_json(self.catalog_file, f"{section}.catalog_file")
+            path = f"{section}.catalog_file({self.catalog_file}).profiles"
         elif self.profiles:
-            data, path = self.profiles, f"{section}.profiles"
+            return self._inline_catalog(self.profiles, self._settings(), f"{section}.profiles")
         else:
             return None
-        try:
-            key = json.dumps(data, sort_keys=True)
-        except TypeError:
-            raise ConfigError(path, "must be plain data (lists, mappings, strings, numbers)") from None
         return _parse_cached(key, self._settings(), path)
+
+    def _inline_catalog(self, profiles: list, settings: Settings, path: str) -> Catalog:
+        """The parsed ``profiles``, found without serialising them again: every form and spawn asks for the
+        catalog, and JSON-encoding a 50-profile list cost several ms each time (benchmarks/form.py). This
+        spawner's own list is recognised by identity (traits are replaced, not edited in place); another
+        spawner's copy of the same configured list by equality, which is an order of magnitude cheaper."""
+        memo = getattr(self, "_inline_catalog_memo", None)
+        if memo is not None and memo[0] is profiles and memo[1] == settings and memo[2] == path:
+            return memo[3]
+        for known, known_settings, known_path, catalog in _INLINE_CATALOGS:
+            if known_settings == settings and known_path == path and known == profiles:
+                break
+        else:
+            try:
+                key = json.dumps(profiles, sort_keys=True)
+            except TypeError:
+                raise ConfigError(path, "must be plain data (lists, mappings, strings, numbers)") from None
+            catalog = _parse_cached(key, settings, path)
+            _INLINE_CATALOGS.insert(0, (json.loads(key), settings, path, catalog))
+            del _INLINE_CATALOGS[8:]
+        self._inline_catalog_memo = (profiles, settings, path, catalog)
+        return catalog
 
     def who(self) -> Who:
         user = self.user
@@ -126,7 +190,7 @@ class CatalogMixin(HasTraits):
     def user_view(self) -> View:
         catalog = self.catalog
         assert catalog is not None
-        return _view_cached(catalog, self.who(), self.admins_see_all)
+        return _view_cached(catalog, view_key(catalog, self.who()), self.admins_see_all)
 
     def selection_for(self, user_options: Any) -> Selection:
         """Check a request against this user's view; refuse with a message the user sees."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import functools
+from collections import OrderedDict
 from typing import Any
 
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader
 from kubespawner import KubeSpawner
 from traitlets import default
 from traitlets.config import Config
@@ -14,6 +17,49 @@ from .course import CourseMixin
 from .errors import ConfigError
 from .profiles import CatalogMixin
 from .storage import StorageMixin
+
+
+@functools.lru_cache(maxsize=8)
+def _form_environment(template_paths: tuple[str, ...]) -> Environment:
+    """KubeSpawner's form environment (its loaders and json policy), made once instead of at every render.
+
+    KubeSpawner builds a new Environment, and so compiles ``form.html`` again, for each form it renders: with a
+    per-user (callable) profile_list that was ~60% of the form's time (benchmarks/form.py). Jinja's own cache
+    keeps the compiled template and still reloads a changed template file (``auto_reload``)."""
+    env = Environment(loader=ChoiceLoader([FileSystemLoader(list(template_paths)),
+                                           PackageLoader("kubespawner", "templates")]))
+    env.policies["json.dumps_kwargs"] = {"sort_keys": False}  # as KubeSpawner: keep the catalog's order
+    return env
+
+
+@functools.lru_cache(maxsize=8)
+def _form_string_template(template_paths: tuple[str, ...], source: str):
+    return _form_environment(template_paths).from_string(source)
+
+
+# Rendered forms by (view, template). Views are cached per kind of user (profiles.view_key: the groups and
+# users the catalog's rules name), so a class of 300 students in a few groups shares a few forms.
+_RENDERED_FORMS_MAX = 128
+_rendered_forms: OrderedDict[tuple[int, Any], tuple[Any, str]] = OrderedDict()
+
+
+def _rendered_form(view, template, render) -> str:
+    key = (id(view), template)
+    entry = _rendered_forms.get(key)
+    if entry is not None and entry[0] is view:  # the view itself is kept in the entry: its id is not reused
+        _rendered_forms.move_to_end(key)
+        return entry[1]
+    html = render()
+    _rendered_forms[key] = (view, html)
+    while len(_rendered_forms) > _RENDERED_FORMS_MAX:
+        _rendered_forms.popitem(last=False)
+    return html
+
+
+def _form_cache_clear() -> None:
+    _rendered_forms.clear()
+    _form_environment.cache_clear()
+    _form_string_template.cache_clear()
 
 
 class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
@@ -38,6 +84,30 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
 
     def _catalog_profile_list(self, spawner: "ProfilesKubeSpawner") -> list[dict]:
         return ks.profile_list(spawner.user_view())
+
+    # -- the form ------------------------------------------------------------------------------------
+
+    def _form_template(self):
+        paths = tuple(self.additional_profile_form_template_paths)
+        if self.profile_form_template != "":
+            return _form_string_template(paths, self.profile_form_template)
+        return _form_environment(paths).get_template("form.html")  # a new object if the file changed
+
+    def _render_options_form(self, profile_list):
+        """KubeSpawner's rendering, with the template environment made once (see ``_form_environment``)."""
+        profile_list = self._get_initialized_profile_list(profile_list)
+        return self._form_template().render(profile_list=profile_list)
+
+    async def _render_options_form_dynamically(self, current_spawner):
+        if self.catalog is None or getattr(self.profile_list, "__func__", None) is not \
+                ProfilesKubeSpawner._catalog_profile_list:
+            return await super()._render_options_form_dynamically(current_spawner)
+        # The form depends only on this user's view of the catalog and the template: rendered once per view.
+        view = current_spawner.user_view()
+        template = self._form_template()
+        # ks.profile_list() is already what KubeSpawner's _get_initialized_profile_list makes of it (slugs, one
+        # default each, unlisted_choice filled; tests/spawner/test_form.py), and fresh: no defensive deep copy
+        return _rendered_form(view, template, lambda: template.render(profile_list=ks.profile_list(view)))
 
     # -- the request ---------------------------------------------------------------------------------
 
