@@ -102,6 +102,7 @@ class Store:
         self.listeners: list[Callable[[str, Change], None]] = []
         self.default_storage_class = default_storage_class
         self.gc_delay = 0.05  # seconds before the garbage collector acts, as it is asynchronous in a cluster
+        self._orphaning: set[str] = set()  # owners deleted with propagationPolicy=Orphan
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.create("namespaces", None, {"metadata": {"name": ns}})
 
@@ -434,7 +435,7 @@ class Store:
             new["metadata"]["deletionTimestamp"] = now_iso()
             new["status"]["phase"] = "Terminating"
             new = self._write_internal(rt, new, obj)
-            asyncio.get_event_loop().call_soon(self._finish_namespace, name)
+            asyncio.get_event_loop().call_later(0.2, self._finish_namespace, name)  # takes a while, as in a cluster
             return new
         if meta.get("finalizers"):
             if meta.get("deletionTimestamp"):
@@ -473,6 +474,8 @@ class Store:
         final["metadata"]["resourceVersion"] = str(self._next_rv())
         self._emit(rt, "DELETED", final, obj)
         deps = self.dependents.pop(uid, set())
+        if policy == "Orphan":
+            self._orphaning.add(uid)
         if deps:
             loop = asyncio.get_event_loop()
             loop.call_later(self.gc_delay, self._collect, uid, sorted(deps), policy)
@@ -513,6 +516,8 @@ class Store:
             if cur is None or cur["metadata"]["uid"] != obj["metadata"]["uid"]:
                 return
             refs_now = cur["metadata"].get("ownerReferences") or []
+            if any(r.get("uid") in self._orphaning for r in refs_now):
+                return  # being orphaned, not collected
             if refs_now and all(self.by_uid_get(r.get("uid", "")) is None for r in refs_now):
                 try:
                     self.delete(rt.plural, cur["metadata"].get("namespace"), cur["metadata"]["name"])
