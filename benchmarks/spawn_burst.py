@@ -1,0 +1,384 @@
+"""A burst of N users spawning at once through a real hub's REST API, ProfilesKubeSpawner (shipped catalog) against
+vanilla KubeSpawner (an equivalent profile_list), in alternating rounds on one emulated cluster.
+
+One ``tests.harness.EmulatedCluster`` serves every round: emulated Kubernetes API (with its request log),
+scheduler, and the local kubelet, which runs each pod's ``jupyterhub-singleuser`` as the stdlib stand-in
+(tests/harness/standin_singleuser.py: it answers JupyterHub's readiness check and the API), so hundreds of
+servers fit on a laptop. Each round starts a fresh hub (tests/support/hub_process: real jupyterhub +
+configurable-http-proxy) with one configuration:
+
+- ours: ``jupyterhub_ext.spawner.ProfilesKubeSpawner``, ``catalog_file = "builtin:eks"``, the EFS home
+  (``home_mode: efs``, the default, on the claim ``efs-home``), then ``jupyterhub_ext.z2jh.setup(c)``.
+- vanilla: ``kubespawner.KubeSpawner``, ``profile_list = common.vanilla_profile_list()`` (the same catalog
+  translated once: the same image, resources, node selector, labels for the same selection) and the same EFS
+  home as z2jh's static storage (``volumes``/``volume_mounts`` with ``subPath: {username}``).
+
+Everything else is the harness' z2jh-like KubeSpawner configuration (kube_hub_config, shared-password login,
+no per-user PVC). Both start ``{"profile": "data-engineering"}`` (the default CPU profile; every user may
+start it), on pre-made nodes of pool ``cpu`` (so no round waits for node provisioning).
+``concurrent_spawn_limit`` is lifted (0) so the whole burst is in flight at once (z2jh's default, 64, would
+answer the rest 429); ``start_timeout``/``http_timeout`` are raised so a slow machine shows up as time, not
+failures.
+
+Per round: users are created first (not timed), then all N ``POST /hub/api/users/<name>/server`` are sent at
+once. Measured per spawn: request -> pod created (the emulated API's store, same clock), request -> server
+ready (hub's REST model polled every 0.25 s), and the hub's own "User x took N seconds to start" from its log;
+Kubernetes API requests (the emulator's request log, from the burst's start until every server is ready) per
+spawn; failures; hub CPU seconds over the burst and its peak RSS (VmHWM). Then every server is stopped and the
+pods are waited for, before the next round.
+
+    python benchmarks/spawn_burst.py [--users 300] [--rounds 2] [--json results/spawn_burst.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import re
+import time
+from collections import Counter
+
+import aiohttp
+
+from common import (machine, machine_line, process_cpu_seconds, process_peak_rss_mib, process_rss_mib, ratio,
+                    report, summary, table, vanilla_profile_list, write_json)
+
+NAMESPACE = "bench"
+PROFILE = {"profile": "data-engineering"}
+TARGET_TIME_RATIO = 1.05
+PODS_PER_NODE = 60
+_TOOK = re.compile(r"User (\S+) took ([0-9.]+) seconds to start")
+
+
+# -- configuration ------------------------------------------------------------------------------------------------
+
+def hub_config(kind: str, users: int, timeout: int) -> str:
+    from tests.harness.hub import kube_hub_config
+
+    spawner = "jupyterhub_ext.spawner.ProfilesKubeSpawner" if kind == "ours" else "kubespawner.KubeSpawner"
+    lines = [kube_hub_config(namespace=NAMESPACE, spawner_class=spawner, storage="none", start_timeout=timeout,
+                             http_timeout=timeout),
+             "c.JupyterHub.concurrent_spawn_limit = 0",
+             "c.JupyterHub.log_level = 'INFO'"]
+    if kind == "ours":
+        lines += ["c.ProfilesKubeSpawner.catalog_file = 'builtin:eks'",
+                  "c.ProfilesKubeSpawner.home_pvc = 'efs-home'",
+                  "import jupyterhub_ext.z2jh",
+                  "jupyterhub_ext.z2jh.setup(c)"]
+    else:
+        lines += [f"c.KubeSpawner.profile_list = {vanilla_profile_list()!r}",
+                  "c.KubeSpawner.volumes = {'home': {'name': 'home', 'persistentVolumeClaim': "
+                  "{'claimName': 'efs-home'}}}",
+                  "c.KubeSpawner.volume_mounts = {'home': {'name': 'home', 'mountPath': '/home/jovyan', "
+                  "'subPath': '{username}'}}"]
+    return "\n".join(lines)
+
+
+def make_cluster(users: int):
+    from tests.harness import DEFAULT_COMMAND_MAP, STANDIN_COMMAND, EmulatedCluster, make_node
+
+    nodes = [make_node(f"cpu-bench-{i}", cpu=2 * PODS_PER_NODE + 4, memory=f"{8 * PODS_PER_NODE + 40}Gi",
+                       pods=PODS_PER_NODE + 10, labels={"karpenter.sh/nodepool": "cpu"}, reserve=False)
+             for i in range(math.ceil(users / PODS_PER_NODE) + 1)]
+    cluster = EmulatedCluster(pools=[], nodes=nodes, namespaces=(NAMESPACE,), backoff_max=2.0,
+                              command_map={**DEFAULT_COMMAND_MAP, "jupyterhub-singleuser": STANDIN_COMMAND}).start()
+    cluster.create("persistentvolumeclaims", {
+        "metadata": {"name": "efs-home", "namespace": NAMESPACE},
+        "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "efs-sc",
+                 "resources": {"requests": {"storage": "1Ti"}}}}, NAMESPACE)
+    cluster.wait_for(lambda: (cluster.find("persistentvolumeclaims", "efs-home", NAMESPACE) or {})
+                     .get("status", {}).get("phase") == "Bound", timeout=30, what="efs-home bound")
+    return cluster
+
+
+class PodTimes:
+    """When each pod appeared in the emulated API's store (time.monotonic, the clock of this process)."""
+
+    def __init__(self, cluster):
+        self.created: dict[str, float] = {}
+        self.running: dict[str, float] = {}
+
+        def listener(plural, change):
+            if plural != "pods":
+                return
+            name = change.obj["metadata"]["name"]
+            if change.type == "ADDED":
+                self.created.setdefault(name, time.monotonic())
+            elif change.type == "MODIFIED" and name not in self.running and \
+                    change.obj.get("status", {}).get("phase") == "Running":
+                self.running[name] = time.monotonic()
+
+        cluster.call(lambda: cluster.store.subscribe(listener))
+
+
+# -- one round ------------------------------------------------------------------------------------------------------
+
+async def _ready_names(session: aiohttp.ClientSession, api: str, headers: dict) -> set[str]:
+    names, offset = set(), 0
+    h = {**headers, "Accept": "application/jupyterhub-pagination+json"}
+    while True:
+        async with session.get(f"{api}/users", params={"state": "ready", "offset": offset, "limit": 200},
+                               headers=h) as r:
+            body = await r.json()
+        items = body.get("items", [])
+        names.update(u["name"] for u in items)
+        nxt = (body.get("_pagination") or {}).get("next")
+        if not nxt or not items:
+            return names
+        offset = nxt["offset"]
+
+
+async def burst(hub, names: list[str], timeout: float) -> dict:
+    api = hub.process.hub_api_url
+    headers = {"Authorization": f"token {hub.process.api_token}"}
+    sent, answered, status, ready = {}, {}, {}, {}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        async def spawn(name):
+            sent[name] = time.monotonic()
+            try:
+                async with session.post(f"{api}/users/{name}/server", json=PROFILE, headers=headers) as r:
+                    status[name] = r.status
+                    await r.read()
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                status[name] = repr(e)
+            answered[name] = time.monotonic()
+
+        start = time.monotonic()
+        tasks = [asyncio.create_task(spawn(n)) for n in names]
+        deadline = start + timeout
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            try:
+                now_ready = await _ready_names(session, api, headers)
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+                continue
+            t = time.monotonic()
+            for n in now_ready:
+                ready.setdefault(n, t)
+            done = [n for n in names if n in status and status[n] not in (201, 202)]
+            if len(ready) + len(done) >= len(names) and all(t.done() for t in tasks):
+                break
+        await asyncio.gather(*tasks, return_exceptions=True)
+        end = time.monotonic()
+    return {"start": start, "end": end, "sent": sent, "answered": answered, "status": status, "ready": ready}
+
+
+async def stop_all(hub, names: list[str]) -> None:
+    api = hub.process.hub_api_url
+    headers = {"Authorization": f"token {hub.process.api_token}"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=50),
+                                     timeout=aiohttp.ClientTimeout(total=600)) as session:
+        async def stop(name):
+            try:
+                async with session.delete(f"{api}/users/{name}/server", headers=headers) as r:
+                    await r.read()
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                pass
+        await asyncio.gather(*(stop(n) for n in names))
+
+
+def run_round(cluster, pods: PodTimes, kind: str, round_no: int, users: int, timeout: int) -> dict:
+    from tests.harness.hub import start_kube_hub
+
+    prefix = f"r{round_no}{kind[0]}"
+    names = [f"{prefix}-{i:04d}" for i in range(users)]
+    hub = start_kube_hub(cluster.kubeconfig, namespace=NAMESPACE, storage="none", name=f"burst-{kind}",
+                         spawner_class="jupyterhub_ext.spawner.ProfilesKubeSpawner" if kind == "ours"
+                         else "kubespawner.KubeSpawner",
+                         config=hub_config(kind, users, timeout), start_timeout=timeout, http_timeout=timeout)
+    try:
+        r = hub.api("POST", "/users", json={"usernames": names}, timeout=120)
+        if r.status_code != 201:
+            raise RuntimeError(f"creating users: {r.status_code} {r.text[:500]}")
+        pid = hub.process.proc.pid
+        rss_before = process_rss_mib(pid)
+        cpu0 = process_cpu_seconds(pid)
+        res = asyncio.run(burst(hub, names, timeout))
+        cpu1 = process_cpu_seconds(pid)
+        peak_rss = process_peak_rss_mib(pid)
+        recs = cluster.requests.records(since=res["start"])
+        recs = [rec for rec in recs if rec.start <= res["end"]]
+        took = {m.group(1): float(m.group(2)) for m in _TOOK.finditer(hub.process.log_text())}
+        pod_sample = cluster.find("pods", f"jupyter-{names[0]}", NAMESPACE)
+
+        t_stop = time.monotonic()
+        asyncio.run(stop_all(hub, names))
+        cluster.wait_for(lambda: not cluster.list("pods", NAMESPACE), timeout=600, interval=0.5,
+                         what="every pod gone")
+        stop_seconds = time.monotonic() - t_stop
+    finally:
+        hub.process.stop(timeout=30)
+
+    to_pod, to_ready, hub_took, failures = [], [], [], []
+    for n in names:
+        t0 = res["sent"][n]
+        created = pods.created.get(f"jupyter-{n}")
+        if created is not None:
+            to_pod.append(created - t0)
+        if n in res["ready"]:
+            to_ready.append(res["ready"][n] - t0)
+        else:
+            failures.append((n, res["status"].get(n)))
+        if n in took:
+            hub_took.append(took[n])
+    answered = [res["answered"][n] - res["sent"][n] for n in names if n in res["answered"]]
+    histogram = Counter(f"{rec.verb} {rec.resource}{'/' + rec.subresource if rec.subresource else ''} {rec.status}"
+                        for rec in recs)
+    return {
+        "kind": kind, "round": round_no, "users": users,
+        "burst_seconds": res["end"] - res["start"],
+        "post_answer_s": summary(answered),
+        "request_to_pod_created_s": summary(to_pod),
+        "request_to_ready_s": summary(to_ready),
+        "hub_logged_spawn_s": summary(hub_took),
+        "k8s_requests": len(recs),
+        "k8s_requests_per_spawn": len(recs) / users,
+        "k8s_requests_by_kind": dict(sorted(histogram.items())),
+        "failures": len(failures),
+        "failed_examples": failures[:5],
+        "post_status": dict(Counter(str(s) for s in res["status"].values())),
+        "hub_cpu_seconds": (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None,
+        "hub_rss_before_mib": rss_before,
+        "hub_peak_rss_mib": peak_rss,
+        "stop_all_seconds": stop_seconds,
+        "pod_sample": pod_sample,
+    }
+
+
+def pod_differences(a: dict | None, b: dict | None) -> list[str]:
+    """Paths where two pods' specs differ (names of the user aside): how equivalent the configurations are."""
+    if not a or not b:
+        return ["(no pod to compare)"]
+
+    def norm(pod):
+        spec = dict(pod["spec"])
+        spec.pop("nodeName", None)
+        containers = []
+        for c in spec.get("containers", []):
+            c = dict(c)  # tokens and URLs of the round's own hub differ by construction
+            c["env"] = [{**e, "value": "<this hub's>"} if "value" in e and e["name"].startswith(("JUPYTERHUB_", "JPY_"))
+                        else e for e in c.get("env", [])]
+            containers.append(c)
+        spec["containers"] = containers
+        return {"spec": spec, "labels": pod["metadata"].get("labels", {})}
+
+    out: list[str] = []
+
+    def walk(x, y, path):
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                walk(x.get(k), y.get(k), f"{path}.{k}")
+        elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+            for i, (xi, yi) in enumerate(zip(x, y)):
+                walk(xi, yi, f"{path}[{i}]")
+        elif x != y:
+            if isinstance(x, str) and isinstance(y, str) and re.sub(r"r\d[ov]-", "", x) == re.sub(r"r\d[ov]-", "", y):
+                return  # the user's name
+            out.append(f"{path}: ours={x!r} vanilla={y!r}")
+
+    walk(norm(a), norm(b), "pod")
+    return out
+
+
+def aggregate(rounds: list[dict], kind: str) -> dict:
+    mine = [r for r in rounds if r["kind"] == kind]
+
+    def pooled(key, stat):
+        vals = [r[key][stat] for r in mine if r[key][stat] is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    return {
+        "rounds": len(mine),
+        "request_to_pod_created_p50_s": pooled("request_to_pod_created_s", "p50"),
+        "request_to_pod_created_p95_s": pooled("request_to_pod_created_s", "p95"),
+        "request_to_ready_p50_s": pooled("request_to_ready_s", "p50"),
+        "request_to_ready_p95_s": pooled("request_to_ready_s", "p95"),
+        "hub_logged_spawn_p50_s": pooled("hub_logged_spawn_s", "p50"),
+        "hub_logged_spawn_p95_s": pooled("hub_logged_spawn_s", "p95"),
+        "k8s_requests_per_spawn": sum(r["k8s_requests_per_spawn"] for r in mine) / len(mine),
+        "failures": sum(r["failures"] for r in mine),
+        "hub_cpu_seconds": sum(r["hub_cpu_seconds"] or 0 for r in mine) / len(mine),
+        "hub_cpu_ms_per_spawn": sum((r["hub_cpu_seconds"] or 0) / r["users"] for r in mine) / len(mine) * 1000,
+        "hub_peak_rss_mib": max(r["hub_peak_rss_mib"] or 0 for r in mine),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, default=300, help="concurrent users per round")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="rounds of each spawner; order ours, vanilla, vanilla, ours, ... (ABBA)")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds a round may take to get every server ready")
+    ap.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
+    args = ap.parse_args()
+
+    m = machine()
+    order = []
+    for i in range(args.rounds):
+        order += ["ours", "vanilla"] if i % 2 == 0 else ["vanilla", "ours"]
+    cluster = make_cluster(args.users)
+    try:
+        pods = PodTimes(cluster)
+        rounds = []
+        for i, kind in enumerate(order):
+            r = run_round(cluster, pods, kind, i, args.users, args.timeout)
+            print(f"round {i} {kind}: {args.users} spawns in {r['burst_seconds']:.1f} s, {r['failures']} failed, "
+                  f"{r['k8s_requests_per_spawn']:.2f} API requests/spawn, load {os.getloadavg()[0]:.1f}",
+                  flush=True)
+            rounds.append(r)
+    finally:
+        cluster.stop()
+
+    samples = {r["kind"]: r.pop("pod_sample") for r in rounds}
+    for r in rounds:
+        r.pop("pod_sample", None)
+    agg = {kind: aggregate(rounds, kind) for kind in ("ours", "vanilla")}
+    o, v = agg["ours"], agg["vanilla"]
+    ratios = {k: ratio(o[k], v[k]) for k in ("request_to_pod_created_p50_s", "request_to_pod_created_p95_s",
+                                             "request_to_ready_p50_s", "request_to_ready_p95_s",
+                                             "hub_logged_spawn_p50_s", "hub_logged_spawn_p95_s",
+                                             "k8s_requests_per_spawn", "hub_cpu_seconds")}
+    targets = {
+        "hub_time_ratio_le_1.05": all(ratios[k] is not None and ratios[k] <= TARGET_TIME_RATIO for k in
+                                      ("request_to_pod_created_p50_s", "request_to_ready_p50_s")),
+        "requests_per_spawn_le_vanilla": o["k8s_requests_per_spawn"] <= v["k8s_requests_per_spawn"],
+        "zero_failures": o["failures"] == 0 and v["failures"] == 0,
+    }
+    results = {"order": order, "aggregate": agg, "ratios_ours_over_vanilla": ratios, "targets": targets,
+               "pod_differences": pod_differences(samples.get("ours"), samples.get("vanilla")), "rounds": rounds}
+
+    print(f"\n# spawn burst: {args.users} users x {args.rounds} rounds per spawner, order {' '.join(order)}")
+    print(machine_line(m) + "\n")
+    rows = []
+    for label, key, scale in (("request -> pod created p50 (s)", "request_to_pod_created_p50_s", 1),
+                              ("request -> pod created p95 (s)", "request_to_pod_created_p95_s", 1),
+                              ("request -> ready p50 (s)", "request_to_ready_p50_s", 1),
+                              ("request -> ready p95 (s)", "request_to_ready_p95_s", 1),
+                              ("hub-logged spawn p50 (s)", "hub_logged_spawn_p50_s", 1),
+                              ("hub-logged spawn p95 (s)", "hub_logged_spawn_p95_s", 1),
+                              ("k8s API requests per spawn", "k8s_requests_per_spawn", 1),
+                              ("failures", "failures", 1),
+                              ("hub CPU s per round", "hub_cpu_seconds", 1),
+                              ("hub CPU ms per spawn", "hub_cpu_ms_per_spawn", 1),
+                              ("hub peak RSS (MiB)", "hub_peak_rss_mib", 1)):
+        rows.append((label, o[key], v[key], ratios.get(key)))
+    print(table(["per spawner (mean of rounds)", "ours", "vanilla", "ours/vanilla"], rows))
+    print("\nper round:")
+    print(table(["round", "spawner", "burst s", "pod p50", "pod p95", "ready p50", "ready p95", "req/spawn",
+                 "failed", "hub CPU s", "peak RSS MiB"],
+                [(r["round"], r["kind"], r["burst_seconds"], r["request_to_pod_created_s"]["p50"],
+                  r["request_to_pod_created_s"]["p95"], r["request_to_ready_s"]["p50"],
+                  r["request_to_ready_s"]["p95"], r["k8s_requests_per_spawn"], r["failures"], r["hub_cpu_seconds"],
+                  r["hub_peak_rss_mib"]) for r in rounds]))
+    print("\npod differences (ours vs vanilla):")
+    for d in results["pod_differences"] or ["(none)"]:
+        print("  " + d)
+    print("\ntargets: " + ", ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in targets.items()))
+    write_json(args.json, report("spawn_burst", args, results, m))
+
+
+if __name__ == "__main__":
+    main()
