@@ -296,6 +296,22 @@ def test_the_copied_seeder_needs_only_the_standard_library_and_seeds_the_course(
     assert "my notes" in notebook.read_text()
 
 
+def test_the_build_time_seeder_check_passes(image_root, tmp_path):
+    """The RUN step that dry-runs the seeder over /opt/course while building the image, replayed here."""
+    (run,) = [args for word, args in instructions(SINGLEUSER) if word == "RUN" and "jupyterhub_ext.seeder" in args]
+    steps = [step.strip() for step in run.split("&&")]
+    (check,) = [s for s in steps if "-m jupyterhub_ext.seeder" in s]
+    args = shlex.split(check.split("-m jupyterhub_ext.seeder", 1)[1].split(">", 1)[0])
+    dest = args[args.index("--dest") + 1]
+    assert f"mkdir -p {dest}" in steps[:steps.index(check)], "the dry run needs its destination to exist"
+    mapped = [str(image_root / a.lstrip("/")) if a.startswith("/opt/") else
+              str(tmp_path / a.lstrip("/")) if a.startswith("/tmp/") else a for a in args]
+    (tmp_path / dest.lstrip("/")).mkdir(parents=True)
+    proc = _run_seeder(image_root, *mapped)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "status=ok" in proc.stdout and "errors=0" in proc.stdout
+
+
 def test_the_course_notebook_is_valid_and_runs(tmp_path):
     path = COURSE / "week1" / "01-weather-with-python.ipynb"
     nb = nbformat.read(path, as_version=4)
