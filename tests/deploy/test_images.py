@@ -125,6 +125,16 @@ def test_course_material_lands_where_the_seeder_reads_it():
     assert f"--source {source}" in SINGLEUSER.read_text()
 
 
+def test_the_hub_image_gets_the_shipped_catalog():
+    """builtin:eks is read from the installed package: the catalog must be package data the image installs."""
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    package_data = cfg["options.package_data"]["jupyterhub_ext"]
+    assert "catalogs/*.yaml" in [p.strip() for p in package_data.split(",")]
+    assert (ROOT / "jupyterhub_ext" / "catalogs" / "eks.yaml").is_file()
+    assert not _ignored(HUB, "jupyterhub_ext/catalogs/eks.yaml")
+
+
 # -- the hub install against the image's frozen requirements ---------------------------------------------
 
 def _pins() -> dict[str, Version]:
