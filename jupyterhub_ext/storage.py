@@ -434,12 +434,15 @@ def _items(value: Any) -> list[Any]:
     return list(value or [])
 
 
-def entries(value: Any, identity: Callable[[dict], str]) -> dict[str, Any]:
-    """A list or dict-form trait value as a dict keyed by each entry's identity (later entries win)."""
+def entries(value: Any, identity: Callable[[Any], str]) -> dict[str, Any]:
+    """A list or dict-form trait value as a dict keyed by each entry's identity (later entries win).
+
+    Entries may be plain dicts or Kubernetes client objects (the z2jh chart appends a ``V1Container`` for
+    its cloud-metadata block): both are kept as they are.
+    """
     out: dict[str, Any] = {}
-    for item in _items(value):
-        if isinstance(item, dict):
-            out[identity(item)] = item
+    for i, item in enumerate(_items(value)):
+        out[identity(item) or f"#{i}"] = item
     return out
 
 
@@ -454,12 +457,22 @@ def with_base(base: Any, current: Any) -> list[Any]:
     return _items(base) + _items(current)
 
 
-def volume_identity(v: dict) -> str:
-    return str(v.get("name"))
+def _field(item: Any, camel: str, snake: str) -> Any:
+    if isinstance(item, Mapping):
+        return item.get(camel)
+    return getattr(item, snake, None)
 
 
-def mount_identity(m: dict) -> str:
-    return str(m.get("mountPath"))
+def volume_identity(v: Any) -> str:
+    """Volumes and containers are identified by name (unique in a pod)."""
+    name = _field(v, "name", "name")
+    return "" if name is None else str(name)
+
+
+def mount_identity(m: Any) -> str:
+    """Mounts are identified by path (unique in a container; one volume may be mounted at several)."""
+    path = _field(m, "mountPath", "mount_path")
+    return "" if path is None else str(path)
 
 
 def merge_keyed(base: Any, current: Any, identity: Callable[[dict], str], plan: Mapping[str, dict],
@@ -484,7 +497,7 @@ def merge_init_containers(base: Any, current: Any, plan: Mapping[str, dict],
     for key in [*previous, *plan]:
         merged.pop(key, None)
     ordered = [*copy.deepcopy(list(plan.values())), *merged.values()]
-    return {f"{i:03d}-{c['name']}": c for i, c in enumerate(ordered)}
+    return {f"{i:03d}-{volume_identity(c)}": c for i, c in enumerate(ordered)}
 
 
 def merge_tolerations(base: Any, current: Any) -> dict[str, dict] | None:
@@ -546,6 +559,8 @@ def world_writable_chmod(text: str) -> bool:
 
 
 def _strings(value: Any, path: str) -> Iterable[tuple[str, str]]:
+    if hasattr(value, "to_dict") and not isinstance(value, Mapping):  # a Kubernetes client object
+        value = value.to_dict()
     if isinstance(value, str):
         yield path, value
     elif isinstance(value, Mapping):
@@ -554,6 +569,8 @@ def _strings(value: Any, path: str) -> Iterable[tuple[str, str]]:
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
             yield from _strings(v, f"{path}[{i}]")
+        if value and all(isinstance(v, str) for v in value):
+            yield path, " ".join(value)  # a command split into arguments: ["chmod", "777", "x"]
 
 
 def _check_context(ctx: Any, key: str, *, pod: bool) -> None:
@@ -648,7 +665,7 @@ def check_no_clash(volumes: Any, mounts: Any, plan: Plan, key: Callable[[str], s
         if name in plan.volumes and v != plan.volumes[name]:
             raise ConfigError(key("volumes"), f"volume name {name!r} is used by the {name} volume of "
                                               "jupyterhub_ext; rename yours")
-        claim = (v.get("persistentVolumeClaim") or {}).get("claimName")
+        claim = _field(_field(v, "persistentVolumeClaim", "persistent_volume_claim") or {}, "claimName", "claim_name")
         if home_pvc and claim == home_pvc and name not in plan.volumes:
             raise ConfigError(key("volumes"), f"volume {name!r} mounts the homes' PVC {home_pvc!r}, which would "
                               "expose every user's home; only the home mount may use it")
@@ -665,6 +682,12 @@ def check_no_clash(volumes: Any, mounts: Any, plan: Plan, key: Callable[[str], s
 
 # -- the mixin ---------------------------------------------------------------------------------------
 
+# Every KubeSpawner trait apply_storage_plan may set: captured before the first change, restored before each start.
+STORAGE_TRAITS = ("volumes", "volume_mounts", "init_containers", "tolerations", "container_security_context",
+                  "pod_security_context", "uid", "gid", "fs_gid", "allow_privilege_escalation", "privileged",
+                  "storage_pvc_ensure", "storage_capacity", "storage_class")
+
+
 def _owned(plan: Plan) -> dict[str, list[str]]:
     return {"volumes": list(plan.volumes), "volume_mounts": list(plan.volume_mounts),
             "init_containers": list(plan.init_containers)}
@@ -673,9 +696,9 @@ def _owned(plan: Plan) -> dict[str, list[str]]:
 class StorageMixin(HasTraits):
     """Home and shared volumes and a non-root user container for a KubeSpawner subclass.
 
-    Call :meth:`apply_storage_plan` after a start's profile overrides are applied (``load_user_options``)
-    and :meth:`check_storage_config` at hub start-up. Without a catalog, ProfilesKubeSpawner leaves
-    ``load_user_options`` to KubeSpawner: :meth:`load_user_options` here applies the plan after it.
+    The spawner calls :meth:`apply_storage_plan` in ``load_user_options`` after a start's profile overrides
+    are applied, and :meth:`check_storage_config` at hub start-up. Every trait the plan sets is captured
+    first (the spawner's ``_base_value``), so the next start begins from the configured values again.
     """
 
     home_mode = Enum(
@@ -889,6 +912,16 @@ class StorageMixin(HasTraits):
         catalog = getattr(self, "catalog", None)
         if catalog is not None:
             self._check_catalog_storage(catalog, sample, s)
+        elif isinstance(self.profile_list, list):  # plain KubeSpawner profiles (no catalog)
+            root = self.config_key("profile_list").split(" ")[0]
+            overrides = []
+            for i, profile in enumerate(self.profile_list):
+                overrides.append((f"{root}[{i}].kubespawner_override", profile.get("kubespawner_override") or {}))
+                for opt, option in (profile.get("profile_options") or {}).items():
+                    for ch, choice in (option.get("choices") or {}).items():
+                        overrides.append((f"{root}[{i}].profile_options.{opt}.choices.{ch}.kubespawner_override",
+                                          choice.get("kubespawner_override") or {}))
+            self._check_overrides(overrides, sample, s)
 
     def _check_catalog_storage(self, catalog: Any, sample: Plan, s: StorageSettings) -> None:
         section = getattr(self, "catalog_config_name", self.storage_config_name)
@@ -905,23 +938,38 @@ class StorageMixin(HasTraits):
                 for k, choice in enumerate(option.choices):
                     overrides.append((f"{at}.options[{j}].choices[{k}].kubespawner_override",
                                       choice.kubespawner_override))
-            for path, override in overrides:
-                def key(name: str, path: str = path) -> str:
-                    return f"{path}.{name}"
+            self._check_overrides(overrides, sample, s)
 
-                check_security(override, key)
-                for name in ("uid", "gid", "fs_gid"):
-                    if name in override and override[name] != getattr(s, name):
-                        raise ConfigError(key(name), f"a profile may not change {name}: homes are owned by "
-                                                     f"{getattr(s, name)}")
-                check_no_clash(override.get("volumes"), override.get("volume_mounts"), sample, key,
-                               s.home_pvc if s.home_mode == "efs" else "")
+    def _check_overrides(self, overrides: list[tuple[str, Mapping[str, Any]]], sample: Plan,
+                         s: StorageSettings) -> None:
+        for path, override in overrides:
+            if not isinstance(override, Mapping):
+                continue
+
+            def key(name: str, path: str = path) -> str:
+                return f"{path}.{name}"
+
+            check_security(override, key)
+            for name in ("uid", "gid", "fs_gid"):
+                if name in override and override[name] != getattr(s, name):
+                    raise ConfigError(key(name), f"a profile may not change {name}: homes are owned by "
+                                                 f"{getattr(s, name)}")
+            check_no_clash(override.get("volumes"), override.get("volume_mounts"), sample, key,
+                           s.home_pvc if s.home_mode == "efs" else "")
 
     # -- each start ----------------------------------------------------------------------------------
 
     async def load_user_options(self) -> None:
+        """Capture the configured values of the traits the plan touches before KubeSpawner applies one of its
+        own ``profile_list`` overrides (``super()``), so that :meth:`apply_storage_plan` can bring back what a
+        list override replaced. (A catalog's overrides are applied by the spawner itself, which captures them
+        first.) Without the spawner's ``_restore_base_values``, they are restored here too."""
+        restore = not hasattr(self, "_restore_base_values")
+        for name in STORAGE_TRAITS:
+            base = self._storage_base(name)
+            if restore:
+                setattr(self, name, copy.deepcopy(base))
         await super().load_user_options()  # type: ignore[misc]
-        self.apply_storage_plan()
 
     def apply_storage_plan(self) -> Plan:
         """Add this user's storage and the non-root settings to the traits, on top of the profile's overrides.
@@ -939,9 +987,7 @@ class StorageMixin(HasTraits):
                               f"no safe home directory for user {who.name!r}: {e}") from None
         plan = plan_storage(who, home, s)
 
-        names = ["volumes", "volume_mounts", "init_containers", "tolerations", "container_security_context",
-                 "pod_security_context", *plan.traits]
-        base = {n: self._storage_base(n) for n in names}
+        base = {n: self._storage_base(n) for n in STORAGE_TRAITS}
         # what the profile's overrides made of the security-relevant traits must still be safe
         check_security({n: getattr(self, n) for n in ("privileged", "allow_privilege_escalation",
                                                       "container_security_context", "pod_security_context",

@@ -76,6 +76,13 @@ def dummy_kubeconfig(tmp_path_factory):
     os.environ.pop("KUBECONFIG", None)
 
 
+@pytest.fixture(autouse=True)
+def _slow_only_when_asked(request):
+    # the same convention as the seeder's suite: `slow` property runs only with RUN_SLOW=1
+    if request.node.get_closest_marker("slow") and os.environ.get("RUN_SLOW") != "1":
+        pytest.skip("slow: set RUN_SLOW=1 to run")
+
+
 def chart_config(*, catalog: bool = True, **storage) -> Config:
     """What z2jh 4.4.0 configures for user pods (singleuser.storage.type: none), plus our settings."""
     c = Config()
@@ -91,10 +98,12 @@ def chart_config(*, catalog: bool = True, **storage) -> Config:
     return c
 
 
-def make_spawner(config: Config, name: str = "alice", groups=(), admin: bool = False):
+def make_spawner(config: Config, name: str = "alice", groups=(), admin: bool = False, user_id: int = 7):
+    """A mocked spawner for this user (named before ``__init__``, which derives pod and PVC names)."""
     from jupyterhub_ext.spawner import ProfilesKubeSpawner
 
-    spawner = ProfilesKubeSpawner(config=config, _mock=True)
+    user = SimpleNamespace(name=name, id=user_id, url=f"/user/{name}/", groups=[], admin=admin)
+    spawner = ProfilesKubeSpawner(config=config, user=user, _mock=True)
     set_user(spawner, name, groups, admin)
     return spawner
 
