@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator
 
 from jupyterhub.spawner import LocalProcessSpawner
 from kubespawner import KubeSpawner
-from traitlets import Enum, Integer, List, Unicode, default, validate
+from traitlets import Enum, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Config
 
 from ..catalog import kubespawner as ks
@@ -131,7 +131,7 @@ class LocalProfilesSpawner(CatalogMixin, CourseMixin, LocalProcessSpawner):
     def _check_accelerators(self, proposal):
         unknown = [a for a in proposal.value if a not in ACCELERATORS]
         if unknown:
-            raise ValueError(f"unknown accelerators {unknown}; expected some of {', '.join(ACCELERATORS)}")
+            raise TraitError(f"unknown accelerators {unknown}; expected some of {', '.join(ACCELERATORS)}")
         return proposal.value
 
     @default("course_python")
@@ -426,7 +426,11 @@ class LocalProfilesSpawner(CatalogMixin, CourseMixin, LocalProcessSpawner):
     @classmethod
     def check_config(cls, config: Config) -> None:
         """Validate everything in ``config`` without starting anything; raise ConfigError naming the key."""
-        cls(config=config).check_local_config()
+        try:
+            spawner = cls(config=config)
+        except TraitError as e:  # a value of the wrong type or outside its choices
+            raise ConfigError(cls.catalog_config_name, str(e)) from None
+        spawner.check_local_config()
 
     def check_local_config(self) -> None:
         section = self.catalog_config_name
