@@ -337,12 +337,15 @@ def _parallel(tasks: list, jobs: int) -> None:
         raise failures[0]
 
 
+_NONE: set = set()
+
+
 class _Write:
     """One copy to carry out: filled in by a worker, read by the main thread."""
 
     __slots__ = ("action", "dir_fd", "name", "tmp", "avoid", "result", "placed", "error")
 
-    def __init__(self, action: Action, dir_fd: int, name: str, tmp: str, avoid: frozenset) -> None:
+    def __init__(self, action: Action, dir_fd: int, name: str, tmp: str, avoid: set) -> None:
         self.action = action
         self.dir_fd = dir_fd
         self.name = name
@@ -394,8 +397,7 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
                 continue
             touched_dirs.add(parent)
             counter[0] += 1
-            batch.append(_Write(action, fd, name, temp_name(run_id, counter[0]),
-                                frozenset(siblings.get(parent, ()))))
+            batch.append(_Write(action, fd, name, temp_name(run_id, counter[0]), siblings.get(parent, _NONE)))
             dest.pinned += 1
             batch_bytes += action.source.size if action.source else 0
             if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
@@ -488,7 +490,7 @@ def _flush(batch: list[_Write], opts: Options, state: StateFiles, new: Manifest,
             mode = a.mode if a.mode is not None else a.source.mode
             try:
                 w.result = fsops.write_temp(a.source.real, w.dir_fd, w.tmp, mode, durable=durable, hook=hook,
-                                            should_stop=stop, buf=buf)
+                                            should_stop=stop, buf=buf, expect_size=a.source.size)
             except (OSError, fsops.Stopped) as e:
                 if isinstance(e, OSError) and e.errno in fsops.DISK_FULL:
                     stop.disk_full = True

@@ -299,9 +299,11 @@ class WriteResult:
 
 def write_temp(
     src_path: str, dir_fd: int, tmp_name: str, mode: int, *, durable: bool = False, hook=None,
-    should_stop=None, buf: bytearray | None = None,
+    should_stop=None, buf: bytearray | None = None, expect_size: int = -1,
 ) -> WriteResult:
     """Copy ``src_path`` into a new ``tmp_name`` in ``dir_fd``, hashing in the same read pass.
+
+    ``expect_size`` (the listed size) saves the final empty read of a file that fits in one short read.
 
     On any failure (full disk, budget, kill signal) the temporary file is removed and the error re-raised,
     so no partial file is ever left behind by a run that is still alive.
@@ -334,6 +336,8 @@ def write_temp(
                     hook("write", tmp_name)
                 done += os.write(out, view[done:n])
             size += n
+            if size == expect_size and n < len(buf):
+                break  # a short read that reached the listed size: the end (the image does not change)
         if mode & UMASK:  # the umask took bits the course file has (an executable bit for the group, say)
             if hook is not None:
                 hook("chmod", tmp_name)
