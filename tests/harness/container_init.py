@@ -2,10 +2,12 @@
 ``python -I -S container_init.py SPEC.json``.
 
 With ``isolation == "namespaces"`` (root with CAP_SYS_ADMIN, the normal case here) the process gets its own
-mount and UTS namespaces: volumes are bind-mounted at their real ``mountPath`` (read-only ones remounted
-read-only, which binds even root), missing mount points and the image's directories (``/home/jovyan``) are
-created in a tmpfs-backed overlay of their nearest existing ancestor (never on ``/`` itself), the harness'
-data directory is hidden, the hostname is the pod's, and privileges drop to the pod's uid/gid/groups.
+mount and UTS namespaces and is chrooted into its own root: an overlay of the host's root filesystem (standing
+in for the image) with a tmpfs as the container's writable layer, /proc, /sys and /dev bound in, the image's
+directories (``/home/jovyan``) created in that layer, volumes bind-mounted at their real ``mountPath`` (read-only
+ones remounted read-only, which binds even root), the harness' data directory hidden; the hostname is the
+pod's, and privileges drop to the pod's uid/gid/groups. Nothing the container writes outside its volumes
+reaches the host.
 With ``join_pid`` it enters that container's mount namespace instead (``kubectl exec``, lifecycle hooks).
 
 Errors before ``exec`` are reported as one JSON line on ``status_fd`` (closed on a successful exec), so the
@@ -42,101 +44,86 @@ def _mount(source, target, fstype, flags, data=None):
                          f"failed to mount {source or ''} on {target}: {os.strerror(err)}")
 
 
-class Rootfs:
-    """Mount points appear in overlays of their nearest existing ancestor, upper layers on a scratch tmpfs."""
+def _mount_points():
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4].replace("\\040", " ") for line in f]
 
-    def __init__(self, scratch):
-        self.scratch = scratch
-        self.overlaid = []
-        self.n = 0
 
-    def ensure(self, path, is_file=False, owner=None, mode=None):
-        if os.path.lexists(path):
-            return
-        ancestor = os.path.dirname(path)
-        while not os.path.exists(ancestor):
-            ancestor = os.path.dirname(ancestor)
-        if ancestor == "/":
-            raise StartError("CreateContainerError",
-                             f"cannot create mount point {path}: its top-level directory does not exist on this "
-                             "machine and the local kubelet never writes to the host's root")
-        if not any(ancestor == o or ancestor.startswith(o + "/") for o in self.overlaid):
-            self.n += 1
-            upper = os.path.join(self.scratch, f"upper{self.n}")
-            work = os.path.join(self.scratch, f"work{self.n}")
-            os.makedirs(upper)
-            os.makedirs(work)
-            _mount("overlay", ancestor, "overlay", 0, f"lowerdir={ancestor},upperdir={upper},workdir={work}")
-            self.overlaid.append(ancestor)
-        parent = os.path.dirname(path)
-        os.makedirs(parent, exist_ok=True)
-        if is_file:
-            open(path, "a").close()
-        else:
-            os.mkdir(path)
-        if owner is not None:
-            os.chown(path, *owner)
-        if mode is not None:
-            os.chmod(path, mode)
+def _traversable(root, paths):
+    """The container's user must reach what the image ships (the Python installation): ancestors that are
+    not world-searchable (``/root`` is 0700) get o+x in the container's own copy-on-write layer only."""
+    for path in paths:
+        cur = root
+        for part in os.path.normpath(path).strip("/").split("/")[:-1]:
+            cur = os.path.join(cur, part)
+            try:
+                st = os.stat(cur)
+            except OSError:
+                break
+            if not st.st_mode & 0o001:
+                os.chmod(cur, (st.st_mode | 0o001) & 0o7777)
 
 
 def setup_namespaces(spec):
+    """Build the container's root: an overlay of the host's root filesystem (the "image") whose writable
+    layer is a tmpfs (the container layer, gone with the container), the kernel filesystems bound in, the
+    volumes bound at their mount paths, then chroot into it."""
     os.unshare(os.CLONE_NEWNS | os.CLONE_NEWUTS)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     if spec.get("hostname"):
         socket.sethostname(spec["hostname"][:63])
-    # Resolve every source before any overlay can shadow its path.
     sources = []
-    for m in spec["mounts"]:
+    for m in spec["mounts"]:  # resolve every source before anything can shadow its path
         try:
-            fd = os.open(m["source"], os.O_PATH)
+            sources.append(os.open(m["source"], os.O_PATH))
         except OSError as e:
             raise StartError("CreateContainerError", f"mount source {m['source']}: {e.strerror}") from None
-        sources.append(fd)
-    expose(spec.get("expose", []))
     scratch = spec["scratch"]
     os.makedirs(scratch, exist_ok=True)
-    _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "mode=700")
-    root = Rootfs(scratch)
+    _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
+    upper, work, root = (os.path.join(scratch, d) for d in ("upper", "work", "root"))
+    for d in (upper, work, root):
+        os.mkdir(d)
+    _mount("overlay", root, "overlay", 0, f"lowerdir=/,upperdir={upper},workdir={work}")
+    # kernel filesystems, and any separate filesystem holding what the image ships (the Python installation)
+    points = _mount_points()
+    wanted = {"/proc", "/sys", "/dev"}
+    for path in spec.get("expose", []):
+        best = max((p for p in points if path == p or path.startswith(p.rstrip("/") + "/")), key=len, default="/")
+        if best != "/":
+            wanted.add(best)
+    for point in sorted(wanted):
+        if os.path.isdir(point):
+            target = root + point
+            os.makedirs(target, exist_ok=True)
+            _mount(point, target, None, MS_BIND | MS_REC)
+    _traversable(root, spec.get("expose", []))
     for path, (uid, gid, mode) in sorted(spec.get("image_dirs", {}).items()):
-        root.ensure(path, owner=(uid, gid), mode=mode)
+        target = root + os.path.normpath(path)
+        if not os.path.isdir(target):
+            os.makedirs(target)
+            os.chown(target, uid, gid)
+            os.chmod(target, mode)
     order = sorted(range(len(spec["mounts"])), key=lambda i: spec["mounts"][i]["target"].count("/"))
     for i in order:
         m = spec["mounts"][i]
-        target = os.path.normpath(m["target"])
-        is_file = not os.path.isdir(f"/proc/self/fd/{sources[i]}")
-        root.ensure(target, is_file=is_file)
+        target = root + os.path.normpath(m["target"])
+        if not os.path.lexists(target):
+            if os.path.isdir(f"/proc/self/fd/{sources[i]}"):
+                os.makedirs(target)
+            else:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                open(target, "a").close()
         _mount(f"/proc/self/fd/{sources[i]}", target, None, MS_BIND | MS_REC)
         if m.get("readOnly"):
             _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     for fd in sources:
         os.close(fd)
-    for hidden in spec.get("hide", []):
-        if os.path.isdir(hidden):
-            _mount("tmpfs", hidden, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=755")
-
-
-def expose(paths):
-    """Make host paths the container needs (the Python installation) reachable for its unprivileged user.
-
-    A non-traversable ancestor (``/root`` is 0700) is replaced, inside the container only, by a 0755 tmpfs
-    holding bind mounts of just the children on the way to those paths, much as an image ships them.
-    """
-    masked = {}  # ancestor -> O_PATH fd of the original directory
-    for path in paths:
-        parts = os.path.normpath(path).strip("/").split("/")
-        cur = "/"
-        for i in range(len(parts) - 1):
-            cur = os.path.join(cur, parts[i])
-            child = os.path.join(cur, parts[i + 1])
-            if cur not in masked:
-                if os.stat(cur).st_mode & 0o001:
-                    continue
-                masked[cur] = os.open(cur, os.O_PATH)
-                _mount("tmpfs", cur, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=64k")
-            if not os.path.lexists(child):
-                os.mkdir(child)
-                _mount(f"/proc/self/fd/{masked[cur]}/{parts[i + 1]}", child, None, MS_BIND | MS_REC)
+    for hidden in spec.get("hide", []):  # the harness' data directory: other pods' volumes and specs
+        if os.path.isdir(root + hidden):
+            _mount("tmpfs", root + hidden, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=755")
+    os.chroot(root)
+    os.chdir("/")
 
 
 def join_namespace(pid):
@@ -146,6 +133,8 @@ def join_namespace(pid):
         raise StartError("ContainerNotRunning", f"container process {pid} is gone: {e.strerror}") from None
     os.setns(fd, os.CLONE_NEWNS)
     os.close(fd)
+    os.chroot(f"/proc/{pid}/root")  # the container's root, not the namespace's
+    os.chdir("/")
 
 
 def setup_symlinks(spec):
