@@ -25,33 +25,30 @@ from .model import Manifest, Record, Seeded
 FORMAT = 1
 
 
-def _int(v: object) -> int:
-    if type(v) is not int:
-        raise ValueError("not an integer")
-    return v
-
-
-def _sha(v: object) -> str:
-    if type(v) is not str or len(v) != 64:
-        raise ValueError("not a sha256")
-    return v
-
-
 def _record(raw: object) -> Record:
-    if not isinstance(raw, dict):
+    # Inlined checks: this runs for every file on every start.
+    if type(raw) is not dict:
         raise ValueError("not an object")
     rec = Record()
-    if "src" in raw:
-        size, mtime_ns, sha = raw["src"]
-        rec.src = (_int(size), _int(mtime_ns), _sha(sha))
-    if "seeded" in raw:
-        sha, size, mode, mtime_ns, ino = raw["seeded"]
-        rec.seeded = Seeded(_sha(sha), _int(size), _int(mode), _int(mtime_ns), _int(ino))
-    if "offered" in raw:
-        sha, name = raw["offered"]
-        if type(name) is not str or "/" in name:
-            raise ValueError("bad offered name")
-        rec.offered = (_sha(sha), name)
+    src = raw.get("src")
+    if src is not None:
+        size, mtime_ns, sha = src
+        if type(size) is not int or type(mtime_ns) is not int or type(sha) is not str or len(sha) != 64:
+            raise ValueError("bad src")
+        rec.src = (size, mtime_ns, sha)
+    seeded = raw.get("seeded")
+    if seeded is not None:
+        sha, size, mode, mtime_ns, ino = seeded
+        if (type(sha) is not str or len(sha) != 64 or type(size) is not int or type(mode) is not int
+                or type(mtime_ns) is not int or type(ino) is not int):
+            raise ValueError("bad seeded")
+        rec.seeded = Seeded(sha, size, mode, mtime_ns, ino)
+    offered = raw.get("offered")
+    if offered is not None:
+        sha, name = offered
+        if type(sha) is not str or len(sha) != 64 or type(name) is not str or "/" in name or not name:
+            raise ValueError("bad offered")
+        rec.offered = (sha, name)
     rec.deleted = raw.get("deleted") is True
     return rec
 
@@ -104,4 +101,4 @@ def same_content(a: Manifest, b: Manifest) -> bool:
         return False
     ra = {p: r for p, r in a.records.items() if not r.is_empty()}
     rb = {p: r for p, r in b.records.items() if not r.is_empty()}
-    return ra.keys() == rb.keys() and all(ra[p] == rb[p] for p in ra)
+    return ra.keys() == rb.keys() and all(ra[p] is rb[p] or ra[p] == rb[p] for p in ra)

@@ -91,6 +91,8 @@ def hashes_needed(
         if h.kind in (ABSENT, BLOCKED):
             continue  # a copy hashes while it writes; a blocked path is not touched
         rec = manifest.records.get(path)
+        if rec is not None and h.kind == FILE and _warm(source, rec, h, manifest, policy):
+            continue
         if _cached_source_sha(source, rec, policy) is None:
             need_course.add(path)
         if h.kind != FILE:
@@ -170,6 +172,8 @@ def _course_file(
     course_hashes: dict[str, str | None],
     home_hashes: dict[str, str | None],
 ) -> list[Action]:
+    if rec is not None and h.kind == FILE and _warm(source, rec, h, manifest, policy):
+        return []  # the common case on every start: nothing changed on either side
     base = rec if rec is not None else Record()
     seeded = base.seeded
     if h.kind == BLOCKED:
@@ -233,6 +237,15 @@ def _course_file(
         return _record_if_changed(path, rec, base)  # nothing new to offer
     return [Action(OFFER, path, "offered", source=source, mode=source.mode, record=base,
                    note="the student's %s is kept" % ("copy" if h.kind == FILE else h.kind))]
+
+
+def _warm(source: SourceFile, rec: Record, h: HomeEntry, manifest: Manifest, policy: Policy) -> bool:
+    seeded, src = rec.seeded, rec.src
+    return (
+        seeded is not None and src is not None and not rec.deleted and not policy.rehash
+        and src[0] == source.size and src[1] == source.mtime_ns and src[2] == seeded.sha
+        and source.mode == seeded.mode and _untouched(seeded, h, manifest)
+    )
 
 
 def _record_if_changed(path: str, rec: Record | None, new: Record) -> list[Action]:
