@@ -18,7 +18,8 @@ no per-user PVC). Both start ``{"profile": "data-engineering"}`` (the default CP
 start it), on pre-made nodes of pool ``cpu`` (so no round waits for node provisioning).
 ``concurrent_spawn_limit`` is lifted (0) so the whole burst is in flight at once (z2jh's default, 64, would
 answer the rest 429); ``start_timeout``/``http_timeout`` are raised so a slow machine shows up as time, not
-failures.
+failures, and ``k8s_api_request_retry_timeout`` is KubeSpawner's (and z2jh's) default, 30 s (the harness
+uses 10 s for its fault tests).
 
 Per round: users are created first (not timed), then all N ``POST /hub/api/users/<name>/server`` are sent at
 once. Measured per spawn: request -> pod created (the emulated API's store, same clock), request -> server
@@ -37,6 +38,8 @@ import asyncio
 import math
 import os
 import re
+import signal
+import sys
 import time
 from collections import Counter
 
@@ -59,7 +62,7 @@ def hub_config(kind: str, users: int, timeout: int) -> str:
 
     spawner = "jupyterhub_ext.spawner.ProfilesKubeSpawner" if kind == "ours" else "kubespawner.KubeSpawner"
     lines = [kube_hub_config(namespace=NAMESPACE, spawner_class=spawner, storage="none", start_timeout=timeout,
-                             http_timeout=timeout),
+                             http_timeout=timeout, request_retry_timeout=30),
              "c.JupyterHub.concurrent_spawn_limit = 0",
              "c.JupyterHub.log_level = 'INFO'"]
     if kind == "ours":
@@ -188,7 +191,8 @@ def run_round(cluster, pods: PodTimes, kind: str, round_no: int, users: int, tim
     hub = start_kube_hub(cluster.kubeconfig, namespace=NAMESPACE, storage="none", name=f"burst-{kind}",
                          spawner_class="jupyterhub_ext.spawner.ProfilesKubeSpawner" if kind == "ours"
                          else "kubespawner.KubeSpawner",
-                         config=hub_config(kind, users, timeout), start_timeout=timeout, http_timeout=timeout)
+                         config=hub_config(kind, users, timeout), start_timeout=timeout, http_timeout=timeout,
+                         request_retry_timeout=30)
     try:
         r = hub.api("POST", "/users", json={"usernames": names}, timeout=120)
         if r.status_code != 201:
@@ -315,6 +319,8 @@ def main() -> None:
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
     args = ap.parse_args()
 
+    # SIGTERM (a CI timeout, kill) ends like Ctrl-C: the hub and every pod process are stopped on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     m = machine()
     order = []
     for i in range(args.rounds):

@@ -1,0 +1,99 @@
+"""The benchmark scripts run end to end with tiny sizes and write well-formed JSON.
+
+Nothing here is timed: numbers belong in docs/benchmarks.md, not in assertions. The three scripts run at the
+same time (each is mostly waiting on its own hub), to keep this module well under a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = {
+    "spawn_burst": ["--users", "3", "--rounds", "1", "--timeout", "120"],
+    "form": ["--iterations", "20"],
+    "startup": ["--runs", "1"],
+}
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("KUBECONFIG", None)  # the scripts make their own (emulated cluster or a dummy one)
+    procs = {}
+    for name, args in RUNS.items():
+        procs[name] = subprocess.Popen(
+            [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args, "--json", str(out / f"{name}.json")],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    results = {}
+    for name, proc in procs.items():
+        try:
+            stdout, _ = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, _ = proc.communicate()
+        path = out / f"{name}.json"
+        results[name] = (proc.returncode, stdout, json.loads(path.read_text()) if path.exists() else None)
+    return results
+
+
+def check_common(name, outputs) -> dict:
+    code, stdout, doc = outputs[name]
+    assert code == 0, stdout[-4000:]
+    assert doc is not None, stdout[-4000:]
+    assert doc["benchmark"] == name
+    assert doc["command"].startswith(f"benchmarks/{name}.py")
+    m = doc["machine"]
+    assert m["nproc"] >= 1 and m["cpu_model"] and m["python"] and m["packages"]["jupyterhub"]
+    assert "|" in stdout  # the printed table
+    return doc["results"]
+
+
+def finite(x) -> bool:
+    return isinstance(x, (int, float)) and x == x and x >= 0
+
+
+def test_spawn_burst(outputs):
+    results = check_common("spawn_burst", outputs)
+    assert results["order"] == ["ours", "vanilla"]
+    for kind in ("ours", "vanilla"):
+        agg = results["aggregate"][kind]
+        assert agg["rounds"] == 1 and agg["failures"] == 0
+        for key in ("request_to_pod_created_p50_s", "request_to_ready_p95_s", "hub_logged_spawn_p50_s",
+                    "k8s_requests_per_spawn", "hub_cpu_seconds", "hub_peak_rss_mib"):
+            assert finite(agg[key]), (kind, key, agg[key])
+    for r in results["rounds"]:
+        assert r["users"] == 3 and r["request_to_ready_s"]["n"] == 3
+        assert any(k.startswith("create pods") for k in r["k8s_requests_by_kind"])
+    assert set(results["targets"]) == {"hub_time_ratio_le_1.05", "requests_per_spawn_le_vanilla", "zero_failures"}
+    assert isinstance(results["pod_differences"], list)
+
+
+def test_form(outputs):
+    results = check_common("form", outputs)
+    for label in ("ours/cold-process", "ours/first-of-kind", "ours/cold-user", "ours/warm", "vanilla/cold-user",
+                  "vanilla/warm"):
+        s = results["measurements"][label]
+        assert s["n"] == 20 and finite(s["p50"]) and finite(s["p95"]) and s["p50"] <= s["p95"]
+        assert finite(results["cpu_ms"][label]["p95"])
+    assert results["sizes"]["profiles_in_catalog"] == 50
+    assert 0 < results["sizes"]["profiles_seen_by_user"] < 50  # group rules hide some
+    assert results["target_applies_to"] == "ours/cold-user" and isinstance(results["target_met"], bool)
+
+
+def test_startup(outputs):
+    results = check_common("startup", outputs)
+    assert results["order"] == ["vanilla", "ours"]
+    for kind in ("vanilla", "ours"):
+        r = results["by_config"][kind]
+        assert r["seconds"]["n"] == 1 and finite(r["seconds"]["p50"]) and finite(r["hub_cpu_seconds"]["p50"])
+    assert isinstance(results["extra_ms_p50"], float) and isinstance(results["target_met"], bool)
