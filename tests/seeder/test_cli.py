@@ -122,15 +122,17 @@ def test_the_package_alone_on_python38(dirs):
     site = dirs["outside"] / "site"
     shutil.copytree(SEEDER_DIR, str(site / "seeder"), ignore=shutil.ignore_patterns("__pycache__"))
     course, home = dirs["course"], dirs["home"]
-    write_tree(course, {"lab.ipynb": "v1", "bin/run.sh": ("#!/bin/sh\n", 0o755)})
-    result = run_module(["--source", str(course), "--dest", str(home)], python=PY38, pythonpath=str(site),
-                        module="seeder")
-    assert result.returncode == 0 and "status=ok" in result.stdout, result.stderr
+    many = {"unit%d/f%03d.txt" % (i % 5, i): "x" * i for i in range(300)}  # enough for parallel copies
+    write_tree(course, dict(many, **{"lab.ipynb": "v1", "bin/run.sh": ("#!/bin/sh\n", 0o755)}))
+    args = ["--source", str(course), "--dest", str(home), "--jobs", "2"]
+    result = run_module(args, python=PY38, pythonpath=str(site), module="seeder")
+    assert result.returncode == 0 and "status=ok added=302" in result.stdout, result.stdout + result.stderr
     write_tree(home, {"lab.ipynb": "mine"})
-    write_tree(course, {"lab.ipynb": "v2"})
-    result = run_module(["--source", str(course), "--dest", str(home)], python=PY38, pythonpath=str(site),
-                        module="seeder")
-    assert "offered=1" in result.stdout, result.stdout + result.stderr
+    write_tree(course, {"lab.ipynb": "v2", "unit0/f000.txt": "changed"})
+    result = run_module(args, python=PY38, pythonpath=str(site), module="seeder")
+    assert "updated=1 restored=0 offered=1" in result.stdout, result.stdout + result.stderr
+    result = run_module(args + ["--fsync"], python=PY38, pythonpath=str(site), module="seeder")
+    assert "written=0" in result.stdout and read(home, "unit0/f000.txt") == b"changed"
     # Nothing outside the package and the standard library is imported.
     probe = ("import sys, seeder.__main__, seeder.apply; "
              "bad = [m for m in sys.modules if m.split('.')[0] in "
