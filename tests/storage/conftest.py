@@ -68,12 +68,11 @@ def dummy_kubeconfig(tmp_path_factory):
     path = tmp_path_factory.mktemp("kube") / "config"
     path.write_text(DUMMY_KUBECONFIG)
     # kubernetes_asyncio reads $KUBECONFIG once, at import: point its default at the dummy as well
+    # (and not $KUBECONFIG itself: other suites read it to decide whether a real cluster is there)
     saved = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
-    os.environ["KUBECONFIG"] = str(path)
     kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(path)
     yield str(path)
     kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved
-    os.environ.pop("KUBECONFIG", None)
 
 
 @pytest.fixture(autouse=True)
