@@ -6,7 +6,8 @@ Three parts:
   own slug code, stable across KubeSpawner upgrades and injective.
 * **The plan** (:func:`plan_storage`): pure, ``(who, home directory, settings) -> volumes, mounts, init
   containers, security contexts``; and the merge of that plan into whatever the chart and a profile configured
-  (:func:`merge_plan`), which never drops the home and shared mounts.
+  (:func:`merge_keyed`, :func:`merge_init_containers`, :func:`merge_tolerations`), which never drops the home
+  and shared mounts nor the chart's own entries.
 * **Checks** (:func:`check_settings`, :func:`check_security`, :func:`check_no_clash`): what the hub refuses at
   start-up, with the exact key.
 
@@ -86,13 +87,21 @@ def template_fields(template: str) -> list[str]:
 
 
 def check_home_template(template: str, key: str) -> None:
-    """A relative path of literal ``[A-Za-z0-9._-]`` parts and user fields, naming one directory per user."""
+    """A relative path of literal ``[A-Za-z0-9._-]`` parts and user fields, naming one directory per user.
+
+    Rendering is then injective in the field values: the literal text is fixed, and two fields are separated by
+    a character none of them can contain ('/', '.' or '_'), so ``{username}{userid}`` cannot make ``a1`` + ``2``
+    and ``a`` + ``12`` the same directory.
+    """
     try:
         fields = template_fields(template)
     except ValueError as e:
         raise ConfigError(key, str(e)) from None
     if not fields:
         raise ConfigError(key, f"{template!r} names the same directory for every user; include {{username}}")
+    between = [literal for literal, name, _, _ in string.Formatter().parse(template)][1:len(fields)]
+    if any(not set(text) & set("/._") for text in between):
+        raise ConfigError(key, f"{template!r}: separate fields with '/', '.' or '_' (characters no field holds)")
     literal = template
     for name in HOME_FIELDS:
         literal = literal.replace("{" + name + "}", "\0")
@@ -104,8 +113,6 @@ def check_home_template(template: str, key: str) -> None:
         if not _LITERAL_RE.fullmatch(part.replace("\0", "")) or len(part) > 64:
             raise ConfigError(key, f"{template!r}: literal text must be letters, digits, '.', '_' or '-' "
                                    f"(at most 64 per path component)")
-        if "--" in part.replace("\0", " "):
-            raise ConfigError(key, f"{template!r}: '--' is reserved for shortened names")
 
 
 # Every field a home may need, in one expansion ('/' occurs in none of them): escaping is the costly part.
@@ -298,7 +305,7 @@ class Who:
 
 @dataclass
 class Plan:
-    """What one user's pod gets. Dicts are keyed the way :func:`merge_plan` keys everything."""
+    """What one user's pod gets, in KubeSpawner's dict form (keyed as :func:`merge_keyed` keys everything)."""
 
     volumes: dict[str, dict] = field(default_factory=dict)            # by volume name
     volume_mounts: dict[str, dict] = field(default_factory=dict)      # by mount path
@@ -401,7 +408,7 @@ def plan_storage(who: Who, home_dir: str | None, s: StorageSettings) -> Plan:
         if s.shared_subpath:
             mount["subPath"] = s.shared_subpath
         plan.volume_mounts[s.shared_mount_path] = mount
-        if access == "read-write" and s.home_mode != "none":
+        if access == "read-write":
             init_mounts.append({**mount, "mountPath": INIT_SHARED, "readOnly": False})
         elif access == "read-only":
             # a member writes in their group's directory, mounted read-write over the read-only parent
@@ -413,7 +420,7 @@ def plan_storage(who: Who, home_dir: str | None, s: StorageSettings) -> Plan:
                     init_mounts.append({"name": SHARED_VOLUME, "mountPath": f"{INIT_SHARED}-{group}",
                                         "subPath": sub})
 
-    if s.ownership == "init-container" and s.home_mode != "none" and init_mounts:
+    if s.ownership == "init-container" and init_mounts:
         plan.init_containers[INIT_CONTAINER] = ownership_init_container(s, init_mounts)
 
     plan.container_security_context = user_container_security(s)
@@ -475,26 +482,19 @@ def mount_identity(m: Any) -> str:
     return "" if path is None else str(path)
 
 
-def merge_keyed(base: Any, current: Any, identity: Callable[[dict], str], plan: Mapping[str, dict],
-                previous: Iterable[str] = ()) -> tuple[dict[str, dict], list[str]]:
-    """Configured + override + plan, keyed by identity; the plan wins. Returns (value, replaced identities).
-
-    ``previous`` are identities an earlier start's plan added (dropped first, so a user who left a group
-    loses its mount even when nothing restored the configured value in between).
-    """
+def merge_keyed(base: Any, current: Any, identity: Callable[[Any], str],
+                plan: Mapping[str, dict]) -> tuple[dict[str, Any], list[str]]:
+    """Configured + override + plan, keyed by identity; the plan wins. Returns (value, replaced identities)."""
     merged = entries(with_base(base, current), identity)
-    for key in previous:
-        merged.pop(key, None)
     replaced = [k for k, v in plan.items() if k in merged and merged[k] != v]
     merged.update(copy.deepcopy(dict(plan)))
     return merged, replaced
 
 
-def merge_init_containers(base: Any, current: Any, plan: Mapping[str, dict],
-                          previous: Iterable[str] = ()) -> dict[str, dict]:
+def merge_init_containers(base: Any, current: Any, plan: Mapping[str, dict]) -> dict[str, Any]:
     """Ours first, then the configured ones in their order (init containers run one after another)."""
     merged = entries(with_base(base, current), volume_identity)
-    for key in [*previous, *plan]:
+    for key in plan:
         merged.pop(key, None)
     ordered = [*copy.deepcopy(list(plan.values())), *merged.values()]
     return {f"{i:03d}-{volume_identity(c)}": c for i, c in enumerate(ordered)}
@@ -686,11 +686,6 @@ def check_no_clash(volumes: Any, mounts: Any, plan: Plan, key: Callable[[str], s
 STORAGE_TRAITS = ("volumes", "volume_mounts", "init_containers", "tolerations", "container_security_context",
                   "pod_security_context", "uid", "gid", "fs_gid", "allow_privilege_escalation", "privileged",
                   "storage_pvc_ensure", "storage_capacity", "storage_class")
-
-
-def _owned(plan: Plan) -> dict[str, list[str]]:
-    return {"volumes": list(plan.volumes), "volume_mounts": list(plan.volume_mounts),
-            "init_containers": list(plan.init_containers)}
 
 
 class StorageMixin(HasTraits):
@@ -1000,18 +995,16 @@ class StorageMixin(HasTraits):
                 raise ConfigError(self.config_key(n), f"a profile may not change {n} ({getattr(self, n)!r}): "
                                                       f"homes are owned by {plan.traits[n]!r}")
 
-        previous = getattr(self, "_storage_owned", {})
-        volumes, replaced = merge_keyed(base["volumes"], self.volumes, volume_identity, plan.volumes,
-                                        previous.get("volumes", ()))
+        volumes, replaced = merge_keyed(base["volumes"], self.volumes, volume_identity, plan.volumes)
         mounts, replaced_mounts = merge_keyed(base["volume_mounts"], self.volume_mounts, mount_identity,
-                                              plan.volume_mounts, previous.get("volume_mounts", ()))
+                                              plan.volume_mounts)
         for what in replaced + replaced_mounts:
             self.log.warning("jupyterhub_ext storage: %r from the configuration or profile was replaced by the "
                              "storage plan for %s", what, who.name)
         self.volumes = volumes
         self.volume_mounts = mounts
         self.init_containers = merge_init_containers(base["init_containers"], self.init_containers,
-                                                     plan.init_containers, previous.get("init_containers", ()))
+                                                     plan.init_containers)
         tolerations = merge_tolerations(base["tolerations"], self.tolerations)
         if tolerations is not None:
             self.tolerations = tolerations
@@ -1020,12 +1013,11 @@ class StorageMixin(HasTraits):
         self.pod_security_context = merge_security(self.pod_security_context, plan.pod_security_context)
         for name, value in plan.traits.items():
             setattr(self, name, value)
-        self._storage_owned = _owned(plan)
         self.log.info("Storage for %s: home %s, shared %s", who.name,
                       f"{s.home_pvc}:{home}" if home else s.home_mode, plan.shared_access or "none")
         return plan
 
 
-__all__ = ["StorageMixin", "StorageSettings", "Plan", "Who", "plan_storage", "home_subpath", "kubespawner_fields", "legacy_dir_name",
-           "check_settings", "check_security", "check_no_clash", "world_writable_chmod", "merge_keyed",
+__all__ = ["StorageMixin", "StorageSettings", "Plan", "Who", "plan_storage", "home_subpath", "kubespawner_fields",
+           "legacy_dir_name", "check_settings", "check_security", "check_no_clash", "world_writable_chmod", "merge_keyed",
            "merge_init_containers", "merge_tolerations"]

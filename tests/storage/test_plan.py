@@ -107,11 +107,15 @@ def test_pvc_mode_uses_kubespawners_pvc_machinery():
     assert plan_storage(STUDENT, None, StorageSettings(home_mode="pvc")).traits["storage_class"] is None
 
 
-def test_none_mode_has_no_home_and_no_init_container():
+def test_none_mode_has_no_home():
+    plan = plan_storage(INSTRUCTOR, None, StorageSettings(home_mode="none", shared_pvc="sh"))
+    assert set(plan.volumes) == {"shared"} and set(plan.volume_mounts) == {"/home/shared"}
+    assert plan.init_containers == {} and "storage_pvc_ensure" not in plan.traits
+    # without a home, the init container still fixes what this user writes on the shared volume
     s = StorageSettings(home_mode="none", shared_pvc="sh", ownership="init-container")
-    plan = plan_storage(INSTRUCTOR, None, s)
-    assert set(plan.volumes) == {"shared"} and plan.init_containers == {}
-    assert "storage_pvc_ensure" not in plan.traits
+    init = plan_storage(INSTRUCTOR, None, s).init_containers[INIT_CONTAINER]
+    assert [m["mountPath"] for m in init["volumeMounts"]] == ["/mnt/shared"]
+    assert plan_storage(Who("x"), None, s).init_containers == {}  # a reader has nothing to fix
 
 
 def test_efs_mode_refuses_an_unsafe_home_dir():
@@ -151,21 +155,14 @@ def test_merge_keyed_plan_wins_and_keeps_everything_else():
     assert replaced == ["home"]
 
 
-def test_merge_keyed_drops_what_an_earlier_plan_added():
-    # a user who left a group loses its mount even when nothing restored the configured value in between
-    current = {"/home/shared/math": {"name": "shared", "mountPath": "/home/shared/math", "subPath": "math"},
-               "/x": {"name": "files", "mountPath": "/x"}}
-    merged, _ = merge_keyed(current, current, mount_identity, {}, previous=["/home/shared/math"])
-    assert merged == {"/x": {"name": "files", "mountPath": "/x"}}
-
-
 def test_merge_init_containers_ours_first_then_the_configured_order():
     ours = {"home-ownership": {"name": "home-ownership", "image": "i"}}
     a, b, c = ({"name": n, "image": "i"} for n in "abc")
     merged = merge_init_containers([b, a], [c], ours)
     assert list(merged) == ["000-home-ownership", "001-b", "002-a", "003-c"]
-    again = merge_init_containers([b, a], merged, {}, previous=["home-ownership"])
-    assert [v["name"] for v in again.values()] == ["b", "a", "c"]
+    # a configured container with our name is replaced, not duplicated
+    again = merge_init_containers([b, a], merged, ours)
+    assert [v["name"] for v in again.values()] == ["home-ownership", "b", "a", "c"]
 
 
 def test_merge_tolerations_only_when_an_override_dropped_the_chart_ones():
