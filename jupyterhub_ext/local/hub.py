@@ -93,10 +93,15 @@ def banner(c, layout: Layout, logins: list[Login], course: str) -> str:
     url = c.JupyterHub.get("bind_url") or "http://127.0.0.1:8000"
     mode = resolve_mode(c.LocalProfilesSpawner.get("run_servers_as", "auto"))
     base = c.LocalProfilesSpawner.get("uid_base", 50000)
-    who = ("each server runs as the account running the hub: students cannot change the shared folder from "
-           "JupyterLab, but code they run can (docs/local.md)" if mode == HUB_USER else
-           f"each user's server runs as their own unprivileged uid (from {base + 1}); homes are private, the "
-           f"shared folder is writable by the instructor only")
+    if mode == HUB_USER and os.geteuid() == 0:
+        who = ("each server runs as root, like the hub (run_servers_as = 'hub-user'): only for trying it alone, "
+               "never with other people")
+    elif mode == HUB_USER:
+        who = ("each server runs as the account running the hub: students cannot change the shared folder from "
+               "JupyterLab, but code they run can (docs/local.md)")
+    else:
+        who = (f"each user's server runs as their own unprivileged uid (from {base + 1}); homes are private, the "
+               f"shared folder is writable by the instructor only")
     lines = [
         "jupyterhub_ext: the whole platform on this machine (docs/local.md)",
         f"  open     {url.rstrip('/')}/  (unless --JupyterHub.bind_url says otherwise)",

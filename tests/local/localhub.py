@@ -114,11 +114,13 @@ class LocalHub:
 
 def start_local_hub(data_dir: Path, *, course: Path | None = None, env: Mapping[str, str] | None = None,
                     cwd: Path | None = None, config_arg: str | None = None, preexec_fn=None,
-                    extra_args: tuple[str, ...] = (), name: str = "local", timeout: float = 60) -> LocalHub:
+                    command: list[str] | None = None, extra_args: tuple[str, ...] = (), name: str = "local",
+                    timeout: float = 60) -> LocalHub:
     """Start ``jupyterhub -f jupyterhub_config.py`` (the venv's ``jupyterhub`` command) and wait until healthy.
 
     ``cwd`` (default: a new empty directory) is where it runs; ``config_arg`` what follows ``-f`` (default: the
-    file's absolute path). ``preexec_fn`` runs the hub as another account (the normal-user test).
+    file's absolute path); ``command`` replaces ``jupyterhub -f <config>`` (``scripts/run``). ``preexec_fn``
+    runs the hub as another account (the normal-user test).
     """
     workdir = Path(tempfile.mkdtemp(prefix=f"hub-{name}-"))
     os.chmod(workdir, 0o755)
@@ -126,7 +128,7 @@ def start_local_hub(data_dir: Path, *, course: Path | None = None, env: Mapping[
     cwd.mkdir(exist_ok=True)
     port, hub_port, proxy_port = free_port(), free_port(), free_port()
     jupyterhub = str(Path(sys.executable).parent / "jupyterhub")
-    argv = [jupyterhub, "-f", config_arg or str(ROOT / "jupyterhub_config.py"),
+    argv = (command or [jupyterhub, "-f", config_arg or str(ROOT / "jupyterhub_config.py")]) + [
             f"--JupyterHub.bind_url=http://127.0.0.1:{port}",
             f"--JupyterHub.hub_bind_url=http://127.0.0.1:{hub_port}",
             f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{proxy_port}"]

@@ -147,3 +147,19 @@ def test_a_normal_user_runs_it_with_passwords_from_the_environment(tmp_path, cou
             assert path.stat().st_uid == owner, path
     finally:
         hub.stop()
+
+
+def test_scripts_run_is_the_readme_command(tmp_path, data_dir):
+    """``./scripts/run`` with a ready environment: no install, straight to ``jupyterhub -f jupyterhub_config.py``."""
+    import sys
+
+    os.chmod(tmp_path, 0o755)
+    hub = start_local_hub(data_dir, command=[str(ROOT / "scripts" / "run")], env={"VENV": sys.prefix},
+                          name="scripts-run")
+    try:
+        assert "jupyterhub_ext: the whole platform on this machine" in hub.banner()
+        assert "installing" not in hub.log()
+        hub.login("instructor")
+        assert (data_dir / "hub" / "jupyterhub.sqlite").exists()
+    finally:
+        hub.stop()
