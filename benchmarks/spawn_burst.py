@@ -57,13 +57,14 @@ _TOOK = re.compile(r"User (\S+) took ([0-9.]+) seconds to start")
 
 # -- configuration ------------------------------------------------------------------------------------------------
 
-def hub_config(kind: str, users: int, timeout: int) -> str:
+def hub_config(kind: str, users: int, timeout: int, api_timeout: int) -> str:
     from tests.harness.hub import kube_hub_config
 
     spawner = "jupyterhub_ext.spawner.ProfilesKubeSpawner" if kind == "ours" else "kubespawner.KubeSpawner"
     lines = [kube_hub_config(namespace=NAMESPACE, spawner_class=spawner, storage="none", start_timeout=timeout,
                              http_timeout=timeout, request_retry_timeout=30),
              "c.JupyterHub.concurrent_spawn_limit = 0",
+             f"c.KubeSpawner.k8s_api_request_timeout = {api_timeout}",
              "c.JupyterHub.log_level = 'INFO'"]
     if kind == "ours":
         lines += ["c.ProfilesKubeSpawner.catalog_file = 'builtin:eks'",
@@ -118,11 +119,12 @@ class PodTimes:
 
 # -- one round ------------------------------------------------------------------------------------------------------
 
-async def _ready_names(session: aiohttp.ClientSession, api: str, headers: dict) -> set[str]:
+async def _names(session: aiohttp.ClientSession, api: str, headers: dict, state: str) -> set[str]:
+    """Users whose server is in ``state`` (ready: up; active: pending or up)."""
     names, offset = set(), 0
     h = {**headers, "Accept": "application/jupyterhub-pagination+json"}
     while True:
-        async with session.get(f"{api}/users", params={"state": "ready", "offset": offset, "limit": 200},
+        async with session.get(f"{api}/users", params={"state": state, "offset": offset, "limit": 200},
                                headers=h) as r:
             body = await r.json()
         items = body.get("items", [])
@@ -136,7 +138,7 @@ async def _ready_names(session: aiohttp.ClientSession, api: str, headers: dict) 
 async def burst(hub, names: list[str], timeout: float) -> dict:
     api = hub.process.hub_api_url
     headers = {"Authorization": f"token {hub.process.api_token}"}
-    sent, answered, status, ready = {}, {}, {}, {}
+    sent, answered, status, ready, failed = {}, {}, {}, {}, {}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
         async def spawn(name):
@@ -155,18 +157,23 @@ async def burst(hub, names: list[str], timeout: float) -> dict:
         while time.monotonic() < deadline:
             await asyncio.sleep(0.25)
             try:
-                now_ready = await _ready_names(session, api, headers)
+                answered_before = set(answered)  # a spawn answered before this poll and not active now: failed
+                now_ready = await _names(session, api, headers, "ready")
+                active = await _names(session, api, headers, "active")
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
                 continue
             t = time.monotonic()
             for n in now_ready:
                 ready.setdefault(n, t)
-            done = [n for n in names if n in status and status[n] not in (201, 202)]
-            if len(ready) + len(done) >= len(names) and all(t.done() for t in tasks):
+            for n in answered_before:
+                if n not in ready and (n not in active or status[n] not in (201, 202)):
+                    failed.setdefault(n, t)
+            if len(ready) + len(failed) >= len(names) and all(task.done() for task in tasks):
                 break
         await asyncio.gather(*tasks, return_exceptions=True)
         end = time.monotonic()
-    return {"start": start, "end": end, "sent": sent, "answered": answered, "status": status, "ready": ready}
+    return {"start": start, "end": end, "sent": sent, "answered": answered, "status": status, "ready": ready,
+            "failed": failed}
 
 
 async def stop_all(hub, names: list[str]) -> None:
@@ -183,7 +190,7 @@ async def stop_all(hub, names: list[str]) -> None:
         await asyncio.gather(*(stop(n) for n in names))
 
 
-def run_round(cluster, pods: PodTimes, kind: str, round_no: int, users: int, timeout: int) -> dict:
+def run_round(cluster, pods: PodTimes, kind: str, round_no: int, users: int, timeout: int, api_timeout: int) -> dict:
     from tests.harness.hub import start_kube_hub
 
     prefix = f"r{round_no}{kind[0]}"
@@ -191,7 +198,7 @@ def run_round(cluster, pods: PodTimes, kind: str, round_no: int, users: int, tim
     hub = start_kube_hub(cluster.kubeconfig, namespace=NAMESPACE, storage="none", name=f"burst-{kind}",
                          spawner_class="jupyterhub_ext.spawner.ProfilesKubeSpawner" if kind == "ours"
                          else "kubespawner.KubeSpawner",
-                         config=hub_config(kind, users, timeout), start_timeout=timeout, http_timeout=timeout,
+                         config=hub_config(kind, users, timeout, api_timeout), start_timeout=timeout, http_timeout=timeout,
                          request_retry_timeout=30)
     try:
         r = hub.api("POST", "/users", json={"usernames": names}, timeout=120)
@@ -205,7 +212,10 @@ def run_round(cluster, pods: PodTimes, kind: str, round_no: int, users: int, tim
         peak_rss = process_peak_rss_mib(pid)
         recs = cluster.requests.records(since=res["start"])
         recs = [rec for rec in recs if rec.start <= res["end"]]
-        took = {m.group(1): float(m.group(2)) for m in _TOOK.finditer(hub.process.log_text())}
+        log = hub.process.log_text()
+        took = {m.group(1): float(m.group(2)) for m in _TOOK.finditer(log)}
+        spawn_errors = Counter(f"{e}: {re.sub(r'r[0-9]+[ov]-[0-9]+', '<user>', msg)}"
+                               for e, msg in re.findall(r"finish_user_spawn\(\) .*?exception=(\w+)\('([^']*)'", log))
         pod_sample = cluster.find("pods", f"jupyter-{names[0]}", NAMESPACE)
 
         t_stop = time.monotonic()
@@ -243,6 +253,7 @@ def run_round(cluster, pods: PodTimes, kind: str, round_no: int, users: int, tim
         "k8s_requests_by_kind": dict(sorted(histogram.items())),
         "failures": len(failures),
         "failed_examples": failures[:5],
+        "hub_spawn_errors": dict(spawn_errors),
         "post_status": dict(Counter(str(s) for s in res["status"].values())),
         "hub_cpu_seconds": (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None,
         "hub_rss_before_mib": rss_before,
@@ -316,6 +327,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2,
                     help="rounds of each spawner; order ours, vanilla, vanilla, ours, ... (ABBA)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds a round may take to get every server ready")
+    ap.add_argument("--api-timeout", type=int, default=3,
+                    help="KubeSpawner.k8s_api_request_timeout (its default: 3 s): the hub gives up on an API request "
+                         "its own busy event loop has not read in this time, and retries")
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
     args = ap.parse_args()
 
@@ -330,7 +344,7 @@ def main() -> None:
         pods = PodTimes(cluster)
         rounds = []
         for i, kind in enumerate(order):
-            r = run_round(cluster, pods, kind, i, args.users, args.timeout)
+            r = run_round(cluster, pods, kind, i, args.users, args.timeout, args.api_timeout)
             print(f"round {i} {kind}: {args.users} spawns in {r['burst_seconds']:.1f} s, {r['failures']} failed, "
                   f"{r['k8s_requests_per_spawn']:.2f} API requests/spawn, load {os.getloadavg()[0]:.1f}",
                   flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 from collections import OrderedDict
 from typing import Any
 
@@ -40,11 +41,11 @@ def _form_string_template(template_paths: tuple[str, ...], source: str):
 # Rendered forms by (view, template). Views are cached per kind of user (profiles.view_key: the groups and
 # users the catalog's rules name), so a class of 300 students in a few groups shares a few forms.
 _RENDERED_FORMS_MAX = 128
-_rendered_forms: OrderedDict[tuple[int, Any], tuple[Any, str]] = OrderedDict()
+_rendered_forms: OrderedDict[tuple[int, Any, str], tuple[Any, str]] = OrderedDict()
 
 
-def _rendered_form(view, template, render) -> str:
-    key = (id(view), template)
+def _rendered_form(view, template, options_key: str, render) -> str:
+    key = (id(view), template, options_key)
     entry = _rendered_forms.get(key)
     if entry is not None and entry[0] is view:  # the view itself is kept in the entry: its id is not reused
         _rendered_forms.move_to_end(key)
@@ -93,21 +94,31 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
             return _form_string_template(paths, self.profile_form_template)
         return _form_environment(paths).get_template("form.html")  # a new object if the file changed
 
-    def _render_options_form(self, profile_list):
-        """KubeSpawner's rendering, with the template environment made once (see ``_form_environment``)."""
-        profile_list = self._get_initialized_profile_list(profile_list)
-        return self._form_template().render(profile_list=profile_list)
-
     async def _render_options_form_dynamically(self, current_spawner):
         if self.catalog is None or getattr(self.profile_list, "__func__", None) is not \
                 ProfilesKubeSpawner._catalog_profile_list:
             return await super()._render_options_form_dynamically(current_spawner)
-        # The form depends only on this user's view of the catalog and the template: rendered once per view.
+        # KubeSpawner's _render_options_form, minus what made it slow: the template is compiled once, not per
+        # form, and the form is rendered once per (view, last options) and shared by the users alike.
         view = current_spawner.user_view()
         template = self._form_template()
-        # ks.profile_list() is already what KubeSpawner's _get_initialized_profile_list makes of it (slugs, one
-        # default each, unlisted_choice filled; tests/spawner/test_form.py), and fresh: no defensive deep copy
-        return _rendered_form(view, template, lambda: template.render(profile_list=ks.profile_list(view)))
+        user_options = current_spawner.user_options or {}
+        options_key = json.dumps(user_options, sort_keys=True, default=str) if user_options else ""
+
+        def render() -> str:
+            # ks.profile_list() is already what KubeSpawner's _get_initialized_profile_list makes of it (slugs,
+            # one default each, unlisted_choice filled; tests/spawner/test_form.py), and fresh: no deep copy
+            profile_list = ks.profile_list(view)
+            options = user_options
+            if options:
+                # as KubeSpawner >= 7.1: the last options are pre-selected only while they are still valid
+                try:
+                    current_spawner._validate_user_options(profile_list)
+                except ValueError:
+                    options = {}
+            return template.render(profile_list=profile_list, user_options=options)
+
+        return _rendered_form(view, template, options_key, render)
 
     # -- the request ---------------------------------------------------------------------------------
 

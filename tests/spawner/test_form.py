@@ -41,6 +41,30 @@ async def test_form_is_what_kubespawner_renders(catalog):
         assert await spawner.get_options_form() is form  # warm: the same string
 
 
+@pytest.mark.parametrize("last", [{"profile": "gpu"}, {"profile": "cpu", "size": "big"}, {"profile": "nope"},
+                                  {"profile": "cpu", "size": "alices"}])
+async def test_returning_user_form_is_what_kubespawner_renders(last):
+    """KubeSpawner 7.1+ pre-selects the last options while they are valid: forms differ by them, as upstream's.
+
+    Last options this user may not start (any more) are not pre-selected: the defaults are, as for a new user.
+    (KubeSpawner 7.1.0 means to do the same but passes the unvalidated options to its template, so no profile is
+    selected at all; 7.0 does not pre-select.)"""
+    config = chart_config(catalog_file="", profiles=ONE)
+    for name, groups in USERS:
+        spawner = make_spawner(config, name, groups)
+        spawner.user_options = dict(last)
+        form = await spawner.get_options_form()
+        fresh = make_spawner(config, name, groups)
+        fresh_form = await fresh.get_options_form()
+        assert fresh_form == await upstream_form(fresh)
+        try:
+            spawner._validate_user_options(ks.profile_list(spawner.user_view()))
+        except ValueError:
+            assert form == fresh_form, (name, last)
+        else:
+            assert form == await upstream_form(spawner), (name, last)
+
+
 async def test_profile_list_needs_no_initialisation_by_kubespawner():
     """The form skips KubeSpawner's _get_initialized_profile_list (a deep copy): it must change nothing."""
     for config in (chart_config(), chart_config(catalog_file="", profiles=ONE)):
