@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import os
 import posixpath
-import threading
 import time
 
-from . import fsops
+from . import fsops, writes
 from . import manifest as manifest_io
 from .model import (
-    CHMOD, COPY, DEFAULT_ON_DELETED, DEFAULT_TIME_BUDGET, DIR, MKDIR, NOTE, OFFER, OUTCOMES, RECORD, REMOVE,
-    REPLACE, RMDIR, WRITES,
+    CHMOD, DEFAULT_ON_DELETED, DEFAULT_TIME_BUDGET, DIR, MKDIR, NOTE, OFFER, OUTCOMES, RECORD, REMOVE,
+    RMDIR, WRITES,
     Action, CourseTree, HomeEntry, Manifest, Policy, Record, Seeded,
 )
-from .plan import beside_name, hashes_needed, plan
+from .plan import hashes_needed, plan
 from .scan import DEFAULT_EXCLUDES, scan_course
 from .state import StateFiles, temp_name
 
@@ -293,7 +292,7 @@ def _hash(course: CourseTree, dest: fsops.Root, home: dict[str, HomeEntry], need
     for at in range(0, len(course_paths), BATCH_FILES):
         if stop():
             break
-        _parallel([course_task(p) for p in course_paths[at:at + BATCH_FILES]], jobs)
+        writes.parallel([course_task(p) for p in course_paths[at:at + BATCH_FILES]], jobs)
     # Home files one at a time: the Root's directory cache is not shared between threads.
     for path in sorted(need_home):
         if stop():
@@ -304,71 +303,19 @@ def _hash(course: CourseTree, dest: fsops.Root, home: dict[str, HomeEntry], need
     return course_hashes, home_hashes
 
 
-def _parallel(tasks: list, jobs: int) -> None:
-    """Run ``task(buffer)`` for each task on up to ``jobs`` threads (inline for one: tests count operations)."""
-    if jobs <= 1 or len(tasks) <= 1:
-        buf = bytearray(fsops.CHUNK)
-        for task in tasks:
-            task(buf)
-        return
-    it = iter(tasks)
-    take = threading.Lock()
-    failures: list[BaseException] = []
-
-    def worker() -> None:
-        buf = bytearray(fsops.CHUNK)
-        while True:
-            with take:
-                task = next(it, None)
-            if task is None:
-                return
-            try:
-                task(buf)
-            except BaseException as e:  # handed to the main thread
-                failures.append(e)
-                return
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(jobs, len(tasks)))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
-        raise failures[0]
-
-
-_NONE: set = set()
-
-
-class _Write:
-    """One copy to carry out: filled in by a worker, read by the main thread."""
-
-    __slots__ = ("action", "dir_fd", "name", "tmp", "avoid", "result", "placed", "error")
-
-    def __init__(self, action: Action, dir_fd: int, name: str, tmp: str, avoid: set) -> None:
-        self.action = action
-        self.dir_fd = dir_fd
-        self.name = name
-        self.tmp = tmp
-        self.avoid = avoid
-        self.result: fsops.WriteResult | None = None
-        self.placed = ""
-        self.error: OSError | fsops.Stopped | None = None
-
-
 def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: StateFiles, actions: list[Action],
                new: Manifest, stop: Stopper, summary: Summary) -> None:
     hook = opts.hook
-    writes = [a for a in actions if a.op in WRITES]
+    to_write = [a for a in actions if a.op in WRITES]
     run_id = _run_id()
-    if writes:
+    if to_write:
         try:
-            state.write_pending(run_id, sorted({posixpath.dirname(a.path) for a in writes}))
+            state.write_pending(run_id, sorted({posixpath.dirname(a.path) for a in to_write}))
         except OSError as e:
             if e.errno in fsops.DISK_FULL:
                 stop.disk_full = True
             summary.errors.append("cannot record pending writes (%s); no file written" % e.strerror)
-            writes = []
+            to_write = []
     siblings: dict[str, set[str]] = {}
     for p in list(course.files) + list(course.dirs):
         parent, _, name = p.rpartition("/")
@@ -377,7 +324,7 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
     dir_mode = course.dir_mode
 
     counter = [2]  # temp names 0 and 1 are the manifest's and the pending list's
-    batch: list[_Write] = []
+    batch: list[writes.Write] = []
     batch_bytes = 0
     touched_dirs: set[str] = set()
     for action in actions:
@@ -386,7 +333,7 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
                 summary.counts["deferred"] += 1
             continue
         if action.op in WRITES:
-            if not writes:
+            if not to_write:
                 summary.counts["deferred"] += 1
                 continue
             parent, _, name = action.path.rpartition("/")
@@ -397,7 +344,8 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
                 continue
             touched_dirs.add(parent)
             counter[0] += 1
-            batch.append(_Write(action, fd, name, temp_name(run_id, counter[0]), siblings.get(parent, _NONE)))
+            batch.append(writes.Write(action, fd, name, temp_name(run_id, counter[0]),
+                                      siblings.get(parent, writes.NONE)))
             dest.pinned += 1
             batch_bytes += action.source.size if action.source else 0
             if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
@@ -475,29 +423,11 @@ def _set(manifest: Manifest, path: str, record) -> None:
         manifest.records[path] = record
 
 
-def _flush(batch: list[_Write], opts: Options, state: StateFiles, new: Manifest, stop: Stopper,
+def _flush(batch: list[writes.Write], opts: Options, state: StateFiles, new: Manifest, stop: Stopper,
            summary: Summary) -> None:
     """Write a batch to temporary files (in parallel), journal what is about to land, give them their names."""
-    hook, durable = opts.hook, opts.durable
-
-    def task(w: _Write):
-        def go(buf: bytearray) -> None:
-            if stop():
-                w.error = fsops.Stopped(stop.reason)
-                return
-            a = w.action
-            assert a.source is not None
-            mode = a.mode if a.mode is not None else a.source.mode
-            try:
-                w.result = fsops.write_temp(a.source.real, w.dir_fd, w.tmp, mode, durable=durable, hook=hook,
-                                            should_stop=stop, buf=buf, expect_size=a.source.size)
-            except (OSError, fsops.Stopped) as e:
-                if isinstance(e, OSError) and e.errno in fsops.DISK_FULL:
-                    stop.disk_full = True
-                w.error = e
-        return go
-
-    _parallel([task(w) for w in batch], opts.jobs)
+    hook = opts.hook
+    writes.write_temps(batch, opts.jobs, opts.durable, hook, stop)
     ready = [w for w in batch if w.error is None]
     intents = [[w.action.path, w.result.sha, w.action.source.mode, w.action.source.size, w.action.source.mtime_ns]
                for w in ready if w.action.op != OFFER and w.result is not None and w.action.source is not None]
@@ -508,14 +438,14 @@ def _flush(batch: list[_Write], opts: Options, state: StateFiles, new: Manifest,
             if e.errno in fsops.DISK_FULL:
                 stop.disk_full = True
             for w in ready:
-                _drop_temp(w, hook)
+                writes.drop_temp(w, hook)
                 w.error = e
             ready = []
     for w in ready:
         try:
-            w.placed = _place(w, opts.date, hook)
+            w.placed = writes.place(w, opts.date, hook)
         except OSError as e:
-            _drop_temp(w, hook)
+            writes.drop_temp(w, hook)
             w.error = e
     offers = [[w.action.path, w.result.sha, w.placed] for w in ready
               if w.action.op == OFFER and w.placed and w.result is not None]
@@ -547,42 +477,3 @@ def _flush(batch: list[_Write], opts: Options, state: StateFiles, new: Manifest,
             seeded = Seeded(r.sha, r.entry.size, a.source.mode, r.entry.mtime_ns, r.entry.ino)
             _set(new, a.path, a.record.copy(src=src, seeded=seeded, deleted=False))
             summary.count(a)
-
-
-def _drop_temp(w: _Write, hook) -> None:
-    try:
-        if hook is not None:
-            hook("unlink", w.tmp)
-        os.unlink(w.tmp, dir_fd=w.dir_fd)
-    except FileNotFoundError:
-        pass
-
-
-def _place(w: _Write, date: str, hook) -> str:
-    """Give a written temporary file its name; the name used, or "" (temporary removed) if not possible."""
-    a = w.action
-    assert w.result is not None
-    if a.op == COPY:
-        if fsops.place_new(w.dir_fd, w.tmp, w.name, hook):
-            return w.name
-    elif a.op == REPLACE:
-        assert a.expect is not None
-        if fsops.place_replace(w.dir_fd, w.tmp, w.name, a.expect, hook):
-            return w.name
-    else:
-        for n in range(1, 1000):
-            candidate = beside_name(w.name, date, n)
-            if candidate in w.avoid or candidate == w.name:
-                continue  # never take a name the course itself uses
-            if fsops.place_new(w.dir_fd, w.tmp, candidate, hook):
-                return candidate
-            if fsops.file_sha(w.dir_fd, candidate, hook) == w.result.sha:
-                break  # this very version is already there (a run killed before it saved the manifest)
-        else:
-            candidate = ""
-        if candidate:
-            _drop_temp(w, hook)
-            return candidate
-    _drop_temp(w, hook)
-    return ""
-

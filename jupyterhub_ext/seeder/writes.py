@@ -1,0 +1,126 @@
+"""Writing a batch of course files: temporary files in parallel, then their names, one by one.
+
+Kept apart from the bookkeeping in apply.py: here only bytes move. ``parallel`` runs on threads (the copy loop
+spends its time in system calls and in hashlib, both of which release the GIL), or inline with one job, so
+tests can count and interrupt operations deterministically.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from . import fsops
+from .model import COPY, REPLACE, Action
+from .plan import beside_name
+
+NONE: set = set()
+
+
+def parallel(tasks: list, jobs: int) -> None:
+    """Run ``task(buffer)`` for each task on up to ``jobs`` threads (inline for one: tests count operations)."""
+    if jobs <= 1 or len(tasks) <= 1:
+        buf = bytearray(fsops.CHUNK)
+        for task in tasks:
+            task(buf)
+        return
+    it = iter(tasks)
+    take = threading.Lock()
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        buf = bytearray(fsops.CHUNK)
+        while True:
+            with take:
+                task = next(it, None)
+            if task is None:
+                return
+            try:
+                task(buf)
+            except BaseException as e:  # handed to the main thread
+                failures.append(e)
+                return
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(jobs, len(tasks)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+
+
+class Write:
+    """One copy to carry out: filled in by a worker, read by the main thread."""
+
+    __slots__ = ("action", "dir_fd", "name", "tmp", "avoid", "result", "placed", "error")
+
+    def __init__(self, action: Action, dir_fd: int, name: str, tmp: str, avoid: set) -> None:
+        self.action = action
+        self.dir_fd = dir_fd
+        self.name = name
+        self.tmp = tmp
+        self.avoid = avoid
+        self.result: fsops.WriteResult | None = None
+        self.placed = ""
+        self.error: OSError | fsops.Stopped | None = None
+
+
+def write_temps(batch: list[Write], jobs: int, durable: bool, hook, stop) -> None:
+    """Copy each item of the batch to its temporary file (hashing as it goes); errors land in ``w.error``."""
+    def task(w: Write):
+        def go(buf: bytearray) -> None:
+            if stop():
+                w.error = fsops.Stopped(stop.reason)
+                return
+            a = w.action
+            assert a.source is not None
+            mode = a.mode if a.mode is not None else a.source.mode
+            try:
+                w.result = fsops.write_temp(a.source.real, w.dir_fd, w.tmp, mode, durable=durable, hook=hook,
+                                            should_stop=stop, buf=buf, expect_size=a.source.size)
+            except (OSError, fsops.Stopped) as e:
+                if isinstance(e, OSError) and e.errno in fsops.DISK_FULL:
+                    stop.disk_full = True
+                w.error = e
+        return go
+
+    parallel([task(w) for w in batch], jobs)
+
+
+def drop_temp(w: Write, hook) -> None:
+    try:
+        if hook is not None:
+            hook("unlink", w.tmp)
+        os.unlink(w.tmp, dir_fd=w.dir_fd)
+    except FileNotFoundError:
+        pass
+
+
+def place(w: Write, date: str, hook) -> str:
+    """Give a written temporary file its name; the name used, or "" (temporary removed) if not possible."""
+    a = w.action
+    assert w.result is not None
+    if a.op == COPY:
+        if fsops.place_new(w.dir_fd, w.tmp, w.name, hook):
+            return w.name
+    elif a.op == REPLACE:
+        assert a.expect is not None
+        if fsops.place_replace(w.dir_fd, w.tmp, w.name, a.expect, hook):
+            return w.name
+    else:
+        for n in range(1, 1000):
+            candidate = beside_name(w.name, date, n)
+            if candidate in w.avoid or candidate == w.name:
+                continue  # never take a name the course itself uses
+            if fsops.place_new(w.dir_fd, w.tmp, candidate, hook):
+                return candidate
+            if fsops.file_sha(w.dir_fd, candidate, hook) == w.result.sha:
+                break  # this very version is already there (a run killed before it saved the manifest)
+        else:
+            candidate = ""
+        if candidate:
+            drop_temp(w, hook)
+            return candidate
+    drop_temp(w, hook)
+    return ""
