@@ -46,16 +46,21 @@ def chart_spawner_config(combination: str = "base") -> str:
 
 @pytest.fixture(scope="module")
 def chart_config(cluster):
+    # KubeSpawner loads a kubeconfig even when it only checks configuration; kubernetes_asyncio read
+    # $KUBECONFIG once, when first imported, so point both at the emulated cluster for the duration.
     import os
-    old = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = cluster.kubeconfig  # KubeSpawner loads one even when only checking config
+
+    from kubernetes_asyncio.config import kube_config
+    saved = os.environ.get("KUBECONFIG"), kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+    os.environ["KUBECONFIG"] = kube_config.KUBE_CONFIG_DEFAULT_LOCATION = cluster.kubeconfig
     try:
         return chart_spawner_config()
     finally:
-        if old is None:
+        if saved[0] is None:
             os.environ.pop("KUBECONFIG", None)
         else:
-            os.environ["KUBECONFIG"] = old
+            os.environ["KUBECONFIG"] = saved[0]
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved[1]
 
 
 @pytest.fixture(scope="module")

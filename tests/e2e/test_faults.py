@@ -134,22 +134,26 @@ def test_pod_create_conflict_or_lost_response_recovers(cluster, hub, username, f
 
 @pytest.mark.parametrize("fault_kind", ["dropped", "500", "410-gone"])
 def test_watch_faults_during_spawn_are_survived(cluster, hub, username, fault_kind):
-    """The hub's pod and event reflectors lose their watches while a pod starts: they relist and the spawn
-    completes."""
-    if fault_kind == "500":
-        cluster.faults.add("watch", "pods", times=2, status=500, namespace=NAMESPACE)
-        cluster.faults.add("watch", "events", times=2, status=500, namespace=NAMESPACE)
-    elif fault_kind == "410-gone":
-        cluster.faults.add("watch", "pods", times=1, status=410, namespace=NAMESPACE)
+    """The hub's pod and event reflectors lose their watches (and, for 500/410, fail to re-establish them a
+    few times) just as a spawn begins: they relist, watch again, and the spawn completes."""
+    if cluster.open_watches("pods") == 0:  # KubeSpawner starts its reflectors with the first spawn
+        hub.start(f"{username}-warmup", timeout=60)
+        hub.stop_server(f"{username}-warmup")
     since = time.monotonic()
+    cluster.wait_for(lambda: cluster.open_watches("pods") >= 1, timeout=30, what="the hub's pod watch")
+    faults = []
+    if fault_kind == "500":
+        faults = [cluster.faults.add("watch", "pods", times=2, status=500, namespace=NAMESPACE),
+                  cluster.faults.add("watch", "events", times=2, status=500, namespace=NAMESPACE)]
+    elif fault_kind == "410-gone":
+        faults = [cluster.faults.add("watch", "pods", times=1, status=410, namespace=NAMESPACE)]
+    assert cluster.drop_watches() >= 1  # the reflectors reconnect straight into the faults
     r = hub.spawn(username)
     assert r.status_code == 202, r.text
-    # drop every open watch as soon as the pod exists, whatever the fault kind (the faults above hit the
-    # reconnections)
-    cluster.wait_for(lambda: cluster.find("pods", pod(username), NAMESPACE), timeout=30, what="pod created")
-    assert cluster.drop_watches() >= 1
     hub.wait_ready(username, timeout=90)
-    assert cluster.requests.count("watch", "pods", since=since) >= 1
+    assert all(f.hits == f.times for f in faults), [(f.hits, f.times) for f in faults]
+    cluster.wait_for(lambda: cluster.open_watches("pods") >= 1, timeout=30, what="the pod watch restored")
+    assert cluster.requests.count("watch", "pods", since=since) >= 1 + sum(f.times for f in faults if f.resource == "pods")
     assert hub.server_get(username).status_code == 200
     hub.stop_server(username)
     assert_no_pod(cluster, username)
