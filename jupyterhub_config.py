@@ -30,17 +30,21 @@ c.ConfigurableHTTPProxy.auth_token = local.proxy_auth_token(data)  # kept: a res
 c.ConfigurableHTTPProxy.pid_file = f"{data.hub}/jupyterhub-proxy.pid"
 c.JupyterHub.extra_log_handlers = [local.log_file(f"{data.logs}/jupyterhub.log")]
 
-# -- login: the classroom shared-password mode of helm/values.yaml, with a demo class of two -----------------
-c.JupyterHub.authenticator_class = "jupyterhub_ext.auth.shared.ClassroomSharedPasswordAuthenticator"
-c.ClassroomSharedPasswordAuthenticator.allowed_users = {"student"}
-c.ClassroomSharedPasswordAuthenticator.admin_users = {"instructor"}
-logins = local.shared_passwords(c, data, student="student", instructor="instructor")
-
 # -- servers: the catalog of helm/values.yaml, homes and the shared folder in the data directory -------------
 c.LocalProfilesSpawner.catalog_file = "builtin:eks"
 c.LocalProfilesSpawner.data_dir = data.root
 c.LocalProfilesSpawner.course_source = local.course_dir(REPO)
 
-# Sets the spawner class and validates the whole configuration: a mistake stops the hub here, naming the key.
+# Sets the spawner class and validates its configuration, command-line settings included: a mistake stops the
+# hub here, naming the key.
+local.with_command_line(c)
 jupyterhub_ext.z2jh.setup(c, spawner="local")
+
+# -- login: the classroom shared-password mode of helm/values.yaml, with a demo class of two -----------------
+c.JupyterHub.authenticator_class = "jupyterhub_ext.auth.shared.ClassroomSharedPasswordAuthenticator"
+c.ClassroomSharedPasswordAuthenticator.allowed_users = {"student"}
+c.ClassroomSharedPasswordAuthenticator.admin_users = {"instructor"}
+# after the checks above: a password generated now is printed (once) in the banner below
+logins = local.shared_passwords(c, data, student="student", instructor="instructor")
+
 local.announce(local.banner(c, data, logins, c.LocalProfilesSpawner.course_source))

@@ -235,8 +235,9 @@ def _link_shared(home_fd: int, target: str, ident: Identity) -> str | None:
         st = None
     if st is not None:
         if not stat.S_ISLNK(st.st_mode):
-            return f"'{SHARED_LINK}' in the home is the user's own {'folder' if stat.S_ISDIR(st.st_mode) else 'file'}; " \
-                   f"the shared folder is not linked (rename it to get the link back)"
+            kind = "folder" if stat.S_ISDIR(st.st_mode) else "file"
+            return (f"'{SHARED_LINK}' in the home is the user's own {kind}; the shared folder is not linked "
+                    f"(rename it to get the link back)")
         if os.readlink(SHARED_LINK, dir_fd=home_fd) == target:
             return None
         os.unlink(SHARED_LINK, dir_fd=home_fd)

@@ -42,6 +42,17 @@ def secret_file(path: str, generate) -> tuple[str, bool]:
     return value, True
 
 
+def with_command_line(c) -> None:
+    """Fold the running hub's command-line settings (``--LocalProfilesSpawner.catalog_file=...``) into ``c`` now,
+    so the start-up checks and the banner see them. JupyterHub applies them after this file anyway."""
+    from traitlets.config import Application
+
+    if Application.initialized():
+        cli = getattr(Application.instance(), "cli_config", None)
+        if cli:
+            c.merge(cli)
+
+
 def proxy_auth_token(layout: Layout) -> str:
     return secret_file(os.path.join(layout.hub, "proxy-auth-token"), lambda: secrets.token_hex(32))[0]
 

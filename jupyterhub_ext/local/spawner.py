@@ -25,7 +25,7 @@ from ..course import CourseMixin
 from ..errors import ConfigError, SpawnRefused
 from ..profiles import CatalogMixin
 from ..seeder import MODULE, hook_command
-from ..storage import (DIR_SCHEMES, FIELDS_TEMPLATE, StorageSettings, Who, check_home_template, home_subpath,
+from ..storage import (DIR_SCHEMES, StorageSettings, Who, check_home_template, home_subpath,
                        kubespawner_fields, shared_access)
 from . import accounts
 from .form import render_form
@@ -86,8 +86,8 @@ class LocalProfilesSpawner(CatalogMixin, CourseMixin, LocalProcessSpawner):
     uid_base = Integer(
         50000,
         config=True,
-        help=f"""``per-user`` mode: users get uids from ``uid_base + 1`` (remembered in ``<data_dir>/hub/accounts.json``,
-        skipping uids of existing accounts), up to ``uid_base + {UID_RANGE - 1}``. ``uid_base`` itself is the group that
+        help=f"""``per-user`` mode: users get uids from ``uid_base + 1`` (remembered in
+        ``<data_dir>/hub/accounts.json``, skipping uids of existing accounts), up to ``uid_base + {UID_RANGE - 1}``. ``uid_base`` itself is the group that
         may write the shared folder; it must not be an existing group.""",
     )
     shared_write_groups = List(
@@ -374,7 +374,8 @@ class LocalProfilesSpawner(CatalogMixin, CourseMixin, LocalProcessSpawner):
                              self.user.name, e)
             return
         text = out.decode("utf-8", "replace").strip()
-        level = self.log.info if proc.returncode == 0 else self.log.warning
+        troubled = proc.returncode != 0 or "Traceback" in text or "\nerror: " in f"\n{text}"
+        level = self.log.warning if troubled else self.log.info
         level("Course seeder for %s (%.1fs, exit %s): %s", self.user.name, time.monotonic() - started,
               proc.returncode, text.splitlines()[-1] if text else "no output")
         for line in text.splitlines()[:-1]:

@@ -111,6 +111,12 @@ class LocalHub:
     def stop(self) -> None:
         self.process.stop()
 
+    def __enter__(self) -> "LocalHub":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.process.__exit__(exc_type, exc, tb)  # a failing test's hub log goes to artifacts/hub-logs/
+
 
 def start_local_hub(data_dir: Path, *, course: Path | None = None, env: Mapping[str, str] | None = None,
                     cwd: Path | None = None, config_arg: str | None = None, preexec_fn=None,

@@ -55,6 +55,8 @@ def hub(tmp_path_factory, course):
     shared.mkdir(exist_ok=True)
     (shared / "handout.md").write_text("# Handout\n\nRead before class.\n")
     yield h
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS / "hub.log").write_text(h.log())  # the hub's side of every step, next to the screenshots
     h.stop()
 
 
@@ -185,8 +187,8 @@ def restart_from_hub_home(page, hub) -> None:
     page.goto(hub.url("hub/home"))
     page.click("#stop")
     page.wait_for_selector("#start", state="visible", timeout=60_000)
-    page.wait_for_function("() => !document.querySelector('#stop') || document.querySelector('#stop').offsetParent === null",
-                           timeout=60_000)
+    page.wait_for_function("() => { const stop = document.querySelector('#stop');"
+                           "        return !stop || stop.offsetParent === null; }", timeout=60_000)
     page.click("#start")
     page.wait_for_url(re.compile(r"/hub/spawn"), timeout=30_000)
 

@@ -7,12 +7,14 @@ import json
 import os
 import shutil
 import stat
+import sys
 
 import pytest
 
 from jupyterhub_ext.local import accounts
+from tests.support.hub_process import HubStartError
 
-from .helpers import ROOT, is_root, needs_root
+from .helpers import ROOT, is_root
 from .localhub import start_local_hub
 
 NOTEBOOK = "week1/01-weather-with-python.ipynb"
@@ -26,8 +28,8 @@ def put_text(hub, token, user, path, text):
 
 def test_the_readme_command_runs_the_platform(data_dir, course):
     before = {name for name in DEFAULT_NAMED if (ROOT / name).exists()}
-    hub = start_local_hub(data_dir, course=course, cwd=ROOT, config_arg="jupyterhub_config.py", name="readme")
-    try:
+    with start_local_hub(data_dir, course=course, cwd=ROOT, config_arg="jupyterhub_config.py",
+                         name="readme") as hub:
         banner = hub.banner()
         student_pw, instructor_pw = hub.password("student"), hub.password("instructor")
         assert f"data     {data_dir}" in banner
@@ -55,7 +57,7 @@ def test_the_readme_command_runs_the_platform(data_dir, course):
         assert notebook["type"] == "notebook" and notebook["content"]["cells"]
 
         # the shared folder: the instructor writes, the student reads but cannot write
-        hub.start_server(instructor, "instructor", {})
+        hub.start_server(instructor, "instructor", {"profile": "elyra"})
         r = put_text(hub, instructor, "instructor", "shared/announcement.md", "Exam on Friday\n")
         assert r.status_code == 201, r.text
         r = hub.server(student, "student", "GET", "api/contents/shared/announcement.md")
@@ -76,8 +78,6 @@ def test_the_readme_command_runs_the_platform(data_dir, course):
         hub.stop_server(instructor, "instructor")
         log = hub.log()
         assert "Course seeder for student" in log and "status=ok added=3" in log
-    finally:
-        hub.stop()
 
     # everything it wrote is in the data directory
     assert {name for name in DEFAULT_NAMED if (ROOT / name).exists()} == before
@@ -92,14 +92,11 @@ def test_the_readme_command_runs_the_platform(data_dir, course):
     assert student_pw not in hub_log and instructor_pw not in hub_log
 
     # a restart keeps the passwords and does not print them again
-    again = start_local_hub(data_dir, course=course, name="readme-restart")
-    try:
+    with start_local_hub(data_dir, course=course, name="readme-restart") as again:
         assert student_pw not in again.banner() and "password in" in again.banner()
         assert again.password("student") == student_pw
         again.login("student", student_pw)
         again.login("instructor", instructor_pw)
-    finally:
-        again.stop()
 
 
 @pytest.fixture
@@ -120,14 +117,11 @@ def test_a_normal_user_runs_it_with_passwords_from_the_environment(tmp_path, cou
         data_dir.mkdir()
         os.chown(data_dir, normal_user.uid, normal_user.gid)
         os.chmod(tmp_path, 0o755)
-        import sys
-
         view = accounts.runtime_view([sys.executable, sys.prefix, sys.base_prefix, str(ROOT), str(data_dir),
                                       shutil.which("node") or "/usr/bin/node"])
         preexec = normal_user.preexec_fn(view)
         env["HOME"] = str(data_dir)
-    hub = start_local_hub(data_dir, course=course, env=env, preexec_fn=preexec, name="normal-user")
-    try:
+    with start_local_hub(data_dir, course=course, env=env, preexec_fn=preexec, name="normal-user") as hub:
         banner = hub.banner()
         assert "password from $JUPYTERHUB_SHARED_PASSWORD" in banner
         assert "password from $JUPYTERHUB_SHARED_ADMIN_PASSWORD" in banner
@@ -145,21 +139,23 @@ def test_a_normal_user_runs_it_with_passwords_from_the_environment(tmp_path, cou
         for path in (data_dir / "homes" / "student" / NOTEBOOK, data_dir / "shared" / "solutions.md",
                      data_dir / "hub" / "jupyterhub.sqlite"):
             assert path.stat().st_uid == owner, path
-    finally:
-        hub.stop()
 
 
 def test_scripts_run_is_the_readme_command(tmp_path, data_dir):
     """``./scripts/run`` with a ready environment: no install, straight to ``jupyterhub -f jupyterhub_config.py``."""
-    import sys
-
     os.chmod(tmp_path, 0o755)
-    hub = start_local_hub(data_dir, command=[str(ROOT / "scripts" / "run")], env={"VENV": sys.prefix},
-                          name="scripts-run")
-    try:
+    with start_local_hub(data_dir, command=[str(ROOT / "scripts" / "run")], env={"VENV": sys.prefix},
+                         name="scripts-run") as hub:
         assert "jupyterhub_ext: the whole platform on this machine" in hub.banner()
         assert "installing" not in hub.log()
         hub.login("instructor")
         assert (data_dir / "hub" / "jupyterhub.sqlite").exists()
-    finally:
-        hub.stop()
+
+
+def test_a_catalog_mistake_given_on_the_command_line_stops_the_hub_at_start_up(tmp_path, data_dir):
+    bad = tmp_path / "catalog.yaml"
+    bad.write_text("profiles:\n  - slug: x\n    display_name: X\n    hardware: {kind: gpu, gpus: 0}\n")
+    with pytest.raises(HubStartError) as info:
+        start_local_hub(data_dir, extra_args=(f"--LocalProfilesSpawner.catalog_file={bad}",), name="bad-catalog")
+    assert f"LocalProfilesSpawner.catalog_file({bad}).profiles[0].hardware.gpus" in info.value.log
+    assert "Traceback" not in info.value.log
