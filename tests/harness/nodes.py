@@ -9,6 +9,8 @@ AMI formulas, so that a profile asking for a whole node's memory does not fit, a
 from __future__ import annotations
 
 import copy
+import os
+import uuid
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -131,8 +133,12 @@ def make_node(name: str, *, cpu: int | str = 4, memory: str = "16Gi", pods: int 
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                             "message": "kubelet is posting ready status"}],
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
-            "nodeInfo": {"kubeletVersion": "v1.31.0-emulated", "containerRuntimeVersion": "local://harness",
-                         "operatingSystem": "linux", "architecture": "amd64"},
+            "nodeInfo": {"kubeletVersion": "v1.31.0-emulated", "kubeProxyVersion": "v1.31.0-emulated",
+                         "containerRuntimeVersion": "local://harness", "operatingSystem": "linux",
+                         "architecture": "amd64", "osImage": "Emulated Linux", "kernelVersion": os.uname().release,
+                         "bootID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name + "-boot")),
+                         "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, name).hex,
+                         "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name + "-system"))},
         },
     }
 

@@ -290,8 +290,9 @@ def is_ready(node: dict) -> bool:
 # --- the scheduler loop --------------------------------------------------------------------------------------------
 
 class Scheduler:
-    """Binds pending pods to nodes. Reacts to pod, node and claim changes; retries unschedulable pods
-    every ``retry_seconds`` (the real scheduler's backoff is 1-10 s, then cluster events)."""
+    """Binds pending pods to nodes, with the real scheduler's queues: a new pod is tried once; if nothing
+    fits it waits among the unschedulable until a cluster event that could help (a node added or changed, a
+    pod gone, a claim changed) or ``retry_seconds`` (the real backoff is 1-10 s, then cluster events)."""
 
     def __init__(self, store: Store, recorder: EventRecorder, retry_seconds: float = 2.0, provisioner=None,
                  names: tuple[str, ...] = SCHEDULER_NAMES):
@@ -301,7 +302,8 @@ class Scheduler:
         self.retry_seconds = retry_seconds
         self.provisioner = provisioner
         self._wake = asyncio.Event()
-        self._pending: dict[str, tuple[str, str]] = {}  # uid -> (ns, name), insertion-ordered FIFO
+        self._active: dict[str, tuple[str, str]] = {}  # uid -> (ns, name), insertion-ordered FIFO
+        self._unschedulable: dict[str, tuple[str, str, float]] = {}  # uid -> (ns, name, last attempt)
         self._task: asyncio.Task | None = None
         self.attempts = 0
         store.subscribe(self._on_change)
@@ -325,30 +327,48 @@ class Scheduler:
             return
         if pod["metadata"].get("deletionTimestamp") or not pod_is_active(pod):
             return
-        self._pending[pod["metadata"]["uid"]] = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        uid = pod["metadata"]["uid"]
+        if uid in self._unschedulable:
+            return  # waits for a cluster event or its retry time
+        self._active[uid] = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        self._wake.set()
+
+    def _move_all_to_active(self) -> None:
+        for uid, (ns, name, _) in self._unschedulable.items():
+            self._active[uid] = (ns, name)
+        self._unschedulable.clear()
         self._wake.set()
 
     def _on_change(self, plural: str, change: Change) -> None:
         if plural == "pods":
             if change.type == "DELETED":
-                self._pending.pop(change.obj["metadata"]["uid"], None)
+                uid = change.obj["metadata"]["uid"]
+                self._active.pop(uid, None)
+                self._unschedulable.pop(uid, None)
                 if change.obj["spec"].get("nodeName"):
-                    self._wake.set()  # resources freed
+                    self._move_all_to_active()  # resources freed
             else:
-                self._maybe_queue(change.obj)
+                if change.type == "ADDED":
+                    self._maybe_queue(change.obj)
                 if change.old and pod_is_active(change.old) and not pod_is_active(change.obj):
-                    self._wake.set()
-        elif plural in ("nodes", "persistentvolumeclaims", "storageclasses"):
-            self._wake.set()
+                    self._move_all_to_active()
+        elif plural in ("nodes", "persistentvolumeclaims", "storageclasses", "persistentvolumes"):
+            self._move_all_to_active()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self.retry_seconds)
+                await asyncio.wait_for(self._wake.wait(), self.retry_seconds / 2)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
-            if not self._pending:
+            now = loop.time()
+            for uid, (ns, name, last) in list(self._unschedulable.items()):
+                if now - last >= self.retry_seconds:
+                    del self._unschedulable[uid]
+                    self._active[uid] = (ns, name)
+            if not self._active:
                 continue
             try:
                 self.schedule_pending()
@@ -360,11 +380,12 @@ class Scheduler:
         nodes = [n for n in self.store.iter("nodes") if is_ready(n)]
         nodes.sort(key=lambda n: n["metadata"]["name"])
         used = usage_by_node(self.store.iter("pods"))
-        for uid, (ns, name) in list(self._pending.items()):
+        now = asyncio.get_event_loop().time()
+        batch, self._active = self._active, {}
+        for uid, (ns, name) in batch.items():
             pod = self.store.find("pods", ns, name)
             if pod is None or pod["metadata"]["uid"] != uid or pod["spec"].get("nodeName") \
                     or pod["metadata"].get("deletionTimestamp"):
-                self._pending.pop(uid, None)
                 continue
             self.attempts += 1
             node, message = None, None
@@ -383,9 +404,11 @@ class Scheduler:
                     u = used.setdefault(node["metadata"]["name"], {})
                     for k, v in pod_requests(pod).items():
                         u[k] = u.get(k, Fraction(0)) + v
-                    self._pending.pop(uid, None)
+                else:
+                    self._unschedulable[uid] = (ns, name, now)
                 continue
-            self._unschedulable(pod, message)
+            self._unschedulable[uid] = (ns, name, now)
+            self._unschedulable_status(pod, message)
             if self.provisioner is not None:
                 self.provisioner.pod_unschedulable(pod)
 
@@ -407,14 +430,17 @@ class Scheduler:
                              pod["spec"].get("schedulerName", SCHEDULER_NAME), action="Binding")
         return True
 
-    def _unschedulable(self, pod: dict, message: str) -> None:
-        status = copy.deepcopy(pod.get("status") or {})
-        _set_condition(status, "PodScheduled", "False", "Unschedulable", message)
-        try:
-            pod = self.store.update("pods", pod["metadata"]["namespace"], pod["metadata"]["name"],
-                                    {**pod, "status": status}, subresource="status")
-        except ApiError:
-            return
+    def _unschedulable_status(self, pod: dict, message: str) -> None:
+        cond = next((c for c in (pod.get("status") or {}).get("conditions") or [] if c["type"] == "PodScheduled"),
+                    None)
+        if not (cond and cond.get("status") == "False" and cond.get("message") == message):
+            status = copy.deepcopy(pod.get("status") or {})
+            _set_condition(status, "PodScheduled", "False", "Unschedulable", message)
+            try:
+                pod = self.store.update("pods", pod["metadata"]["namespace"], pod["metadata"]["name"],
+                                        {**pod, "status": status}, subresource="status")
+            except ApiError:
+                return
         self.recorder.record(pod, "Warning", "FailedScheduling", message,
                              pod["spec"].get("schedulerName", SCHEDULER_NAME), action="Scheduling")
 
