@@ -321,6 +321,93 @@ def aggregate(rounds: list[dict], kind: str) -> dict:
     }
 
 
+# -- hub-side CPU of one spawn, without the hub (--spawner-only) ---------------------------------------------------
+
+async def _spawner_cpu(iterations: int, profile: bool) -> dict:
+    """Thread CPU ms of what the spawner does for one spawn before it talks to Kubernetes: load_user_options +
+    get_pod_manifest, on mock spawners built from the same settings as the burst's hubs (new spawner per spawn,
+    as the hub makes one per user). Isolates our share of the hub's CPU from the hub's own work."""
+    import cProfile
+    import io
+    import pstats
+    from types import SimpleNamespace
+
+    from traitlets.config import Config
+
+    from jupyterhub_ext.spawner import ProfilesKubeSpawner
+    from kubespawner import KubeSpawner
+
+    base = {"namespace": NAMESPACE, "image": "quay.io/jupyterhub/k8s-singleuser-sample:4.4.0",
+            "cmd": ["jupyterhub-singleuser"], "port": 8888, "uid": 1000, "fs_gid": 100, "mem_guarantee": "1G",
+            "events_enabled": True, "common_labels": {"app": "jupyterhub", "heritage": "jupyterhub", "release": "e2e"}}
+    configs = {}
+    c = Config()
+    for k, v in base.items():
+        setattr(c.KubeSpawner, k, v)
+    c.ProfilesKubeSpawner.catalog_file = "builtin:eks"
+    c.ProfilesKubeSpawner.home_pvc = "efs-home"
+    ProfilesKubeSpawner.check_config(c)
+    configs["ours"] = (ProfilesKubeSpawner, c)
+    v = Config()
+    for k, val in base.items():
+        setattr(v.KubeSpawner, k, val)
+    v.KubeSpawner.profile_list = vanilla_profile_list()
+    v.KubeSpawner.volumes = {"home": {"name": "home", "persistentVolumeClaim": {"claimName": "efs-home"}}}
+    v.KubeSpawner.volume_mounts = {"home": {"name": "home", "mountPath": "/home/jovyan", "subPath": "{username}"}}
+    configs["vanilla"] = (KubeSpawner, v)
+
+    out: dict = {}
+    profiles_text = {}
+    for kind in ("ours", "vanilla", "ours", "vanilla"):
+        cls, config = configs[kind]
+        prof = cProfile.Profile() if profile else None
+        samples = []
+        for i in range(iterations):
+            spawner = cls(config=config, _mock=True)
+            spawner.user.name = f"cpu-{kind}-{i}"
+            spawner.user.groups = []
+            spawner.user.admin = False
+            spawner.user_options = dict(PROFILE)
+            c0 = time.thread_time()
+            if prof:
+                prof.enable()
+            await spawner.load_user_options()
+            await spawner.get_pod_manifest()
+            if prof:
+                prof.disable()
+            samples.append((time.thread_time() - c0) * 1000)
+        out.setdefault(kind, []).extend(samples)
+        if prof:
+            buf = io.StringIO()
+            pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(25)
+            profiles_text[kind] = buf.getvalue()
+    return {"cpu_ms": {k: summary(vals) for k, vals in out.items()}, "profiles": profiles_text}
+
+
+def spawner_only(args) -> None:
+    import tempfile
+
+    import kubernetes_asyncio.config.kube_config as kube_config
+
+    from form import DUMMY_KUBECONFIG
+
+    path = os.path.join(tempfile.mkdtemp(prefix="bench-spawner-"), "config")
+    with open(path, "w") as f:
+        f.write(DUMMY_KUBECONFIG)
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = path
+    m = machine()
+    results = asyncio.run(_spawner_cpu(args.iterations, args.profile))
+    cpu = results["cpu_ms"]
+    print(f"# spawner CPU per spawn (load_user_options + get_pod_manifest), {args.iterations} x 2 per spawner")
+    print(machine_line(m) + "\n")
+    print(table(["spawner", "n", "CPU p50 ms", "CPU p95 ms", "mean ms"],
+                [(k, s["n"], s["p50"], s["p95"], s["mean"]) for k, s in cpu.items()]))
+    print(f"\nours/vanilla (mean): {ratio(cpu['ours']['mean'], cpu['vanilla']['mean']):.2f}")
+    for kind, text in results["profiles"].items():
+        print(f"\n## cProfile, {kind} (cumulative)\n" + "\n".join(text.splitlines()[:45]))
+    write_json(args.json, report("spawn_burst --spawner-only", args, results, m))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=300, help="concurrent users per round")
@@ -330,8 +417,15 @@ def main() -> None:
     ap.add_argument("--api-timeout", type=int, default=3,
                     help="KubeSpawner.k8s_api_request_timeout (its default: 3 s): the hub gives up on an API request "
                          "its own busy event loop has not read in this time, and retries")
+    ap.add_argument("--spawner-only", action="store_true",
+                    help="no hub: CPU of the spawner's own work per spawn, ours vs vanilla (see _spawner_cpu)")
+    ap.add_argument("--iterations", type=int, default=200, help="with --spawner-only: spawns per spawner")
+    ap.add_argument("--profile", action="store_true", help="with --spawner-only: print cProfile of each")
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
     args = ap.parse_args()
+    if args.spawner_only:
+        spawner_only(args)
+        return
 
     # SIGTERM (a CI timeout, kill) ends like Ctrl-C: the hub and every pod process are stopped on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -18,6 +18,7 @@ from .errors import ConfigError, SpawnRefused
 BUILTIN_PREFIX = "builtin:"
 
 
+@functools.lru_cache(maxsize=16)  # asked at every spawn; importlib.resources is not free (benchmarks/spawn_burst.py)
 def builtin_catalog_path(name: str) -> str:
     return str(resources.files("jupyterhub_ext") / "catalogs" / f"{name}.yaml")
 
