@@ -895,6 +895,9 @@ class StorageMixin(HasTraits):
         """Refuse, naming the key, a storage or security setting that cannot work or would allow root."""
         s = self.storage_settings()
         check_settings(s)
+        if s.home_mode == "efs" and s.home_dir_scheme == "safe" and "{username}" in s.home_subpath_template:
+            self.log.warning("home_dir_scheme 'safe' names homes with KubeSpawner 7's slugs, whose 32-bit hash can "
+                             "give two users one directory; 'escape' cannot (docs/storage.md)")
         trait_names = set(self.traits())
         security_traits = ("uid", "gid", "fs_gid", "privileged", "allow_privilege_escalation",
                            "container_security_context", "pod_security_context", "environment",

@@ -239,3 +239,10 @@ def test_a_real_hub_refuses_to_start_with_uid_0(tmp_path, dummy_kubeconfig):
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.splitlines() if "configuration error" in ln]
     assert lines and "KubeSpawner.uid (Helm: singleuser.uid): must be a positive integer" in lines[0], proc.stderr
+
+
+async def test_the_safe_scheme_is_accepted_with_a_warning(caplog):
+    c = chart_config(home_dir_scheme="safe")
+    with caplog.at_level("WARNING"):
+        ProfilesKubeSpawner.check_config(c)
+    assert "32-bit hash" in caplog.text
