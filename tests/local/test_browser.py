@@ -184,7 +184,7 @@ def contents(page, method: str, path: str, body: dict | None = None) -> dict:
 
 
 def restart_from_hub_home(page, hub) -> None:
-    page.goto(hub.url("hub/home"))
+    page.goto(hub.url("hub/home"), wait_until="networkidle")  # the buttons work once home.js has loaded
     page.click("#stop")
     page.wait_for_selector("#start", state="visible", timeout=60_000)
     page.wait_for_function("() => { const stop = document.querySelector('#stop');"
