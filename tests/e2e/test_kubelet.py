@@ -244,3 +244,20 @@ def test_pod_log_endpoint(cluster):
     with urllib.request.urlopen(f"{cluster.url}/api/v1/namespaces/{NS}/pods/{name}/log", timeout=5) as r:
         assert b"hello from the pod" in r.read()
     cluster.delete("pods", name, NS, grace_period_seconds=0)
+
+
+def test_without_mount_namespaces_paths_are_relocated(tmp_path):
+    """isolation="none" (non-root laptops): mount paths become symlinks under the pod's directory, the working
+    directory and $HOME follow, the process runs as the current user; read-only is not enforced."""
+    with EmulatedCluster(pools=[NodePool("default", "m6i.xlarge", initial=1)], namespaces=(NS,),
+                         isolation="none") as c:
+        c.create("persistentvolumeclaims", {"metadata": {"name": "home"}, "spec": {
+            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}, NS)
+        name = make_pod(c, ["sh", "-c", 'echo hi > "$HOME/note" && pwd && sleep 30'], container={
+            "volumeMounts": [{"name": "home", "mountPath": "/home/jovyan"}]},
+            volumes=[{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}])
+        c.wait_for_pod(NS, name, timeout=15)
+        log = c.wait_for(lambda: (lambda t: t if t.strip() else None)(c.logs(NS, name)), 10)
+        assert log.strip() == os.path.realpath(c.claim_dir(NS, "home"))  # the working dir is the volume
+        with open(os.path.join(c.claim_dir(NS, "home"), "note")) as f:
+            assert f.read() == "hi\n"

@@ -138,17 +138,31 @@ def join_namespace(pid):
 
 
 def setup_symlinks(spec):
-    """No mount namespace (not root): mounts become symlinks under the container's rootfs directory."""
-    for m in spec["mounts"]:
-        link = os.path.join(spec["rootfs"], m["target"].lstrip("/"))
+    """No mount namespace (not root): the container's paths live under ``rootfs``: its image directories are
+    made there and each mount path is a symlink to the volume; the working directory and $HOME follow."""
+    rootfs = spec["rootfs"]
+    for path in spec.get("image_dirs", {}):
+        os.makedirs(rootfs + os.path.normpath(path), exist_ok=True)
+    for m in sorted(spec["mounts"], key=lambda m: m["target"].count("/")):
+        link = rootfs + os.path.normpath(m["target"])
         os.makedirs(os.path.dirname(link), exist_ok=True)
+        if os.path.isdir(link) and not os.path.islink(link) and not os.listdir(link):
+            os.rmdir(link)  # an empty image directory gives way to the volume
         if not os.path.lexists(link):
             os.symlink(m["source"], link)
+    prefixes = [os.path.normpath(p) for p in list(spec.get("image_dirs", {})) + [m["target"] for m in spec["mounts"]]]
+
+    def relocate(path):
+        p = os.path.normpath(path)
+        return rootfs + p if any(p == q or p.startswith(q + "/") for q in prefixes) else path
+    spec["cwd"] = relocate(spec.get("cwd") or "/")
+    if "HOME" in spec["env"]:
+        spec["env"]["HOME"] = relocate(spec["env"]["HOME"])
 
 
 def drop_privileges(spec):
     uid, gid = spec.get("uid"), spec.get("gid")
-    if os.geteuid() != 0 or uid is None:
+    if os.geteuid() != 0 or uid is None or spec.get("isolation") != "namespaces":
         return
     os.setgroups(sorted(set(spec.get("groups") or [])))
     os.setgid(gid if gid is not None else 0)
