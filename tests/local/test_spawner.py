@@ -9,6 +9,7 @@ import html
 import json
 import os
 import re
+import shutil
 import stat
 import sys
 import textwrap
@@ -418,6 +419,19 @@ def test_per_user_mode_refuses_a_course_the_servers_cannot_read(data_dir, tmp_pa
     with pytest.raises(ConfigError) as info:
         check(local_config(data_dir, run_servers_as="per-user", uid_base=61000, course_source=str(course)))
     assert info.value.path == "LocalProfilesSpawner.run_servers_as" and str(course) in info.value.message
+
+
+@needs_root
+def test_without_mount_namespaces_a_private_runtime_is_refused_at_start_up(data_dir, tmp_path, course,
+                                                                          monkeypatch):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    shutil.move(str(course), private / "course")  # only reachable through a cover of ``private``
+    check(local_config(data_dir, run_servers_as="per-user", uid_base=61000, course_source=str(private / "course")))
+    monkeypatch.setattr(accounts, "_CLONE_NEWNS", 0x7FFFFFFF)  # unshare() now fails, as without CAP_SYS_ADMIN
+    with pytest.raises(ConfigError, match="mount namespaces"):
+        check(local_config(data_dir, run_servers_as="per-user", uid_base=61000,
+                           course_source=str(private / "course")))
 
 
 @pytest.mark.skipif(is_root, reason="checks the refusal a normal user gets")
