@@ -138,6 +138,9 @@ def start_local_hub(data_dir: Path, *, course: Path | None = None, env: Mapping[
             f"--JupyterHub.bind_url=http://127.0.0.1:{port}",
             f"--JupyterHub.hub_bind_url=http://127.0.0.1:{hub_port}",
             f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{proxy_port}"]
+    # the tests' expectations assume a machine without accelerators, whatever this one has (detection has
+    # its own tests)
+    argv.append("--LocalProfilesSpawner.accelerators=[]")
     if course is not None:
         argv.append(f"--LocalProfilesSpawner.course_source={course}")
     argv += list(extra_args)
