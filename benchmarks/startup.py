@@ -73,14 +73,15 @@ def one_start(kind: str, config: str, kubeconfig: str, timeout: float = 120) -> 
         hub.stop(timeout=10)
 
 
-def run(runs: int) -> dict:
+def run(runs: int, warm_up: bool = True) -> dict:
     from tests.harness import EmulatedCluster
 
     cfg = configs()
     samples: dict[str, list[dict]] = {"vanilla": [], "ours": []}
     order = []
     with EmulatedCluster(pools=[], namespaces=(NAMESPACE,)) as cluster:
-        one_start("warm-up", cfg["vanilla"], cluster.kubeconfig)  # file caches, .pyc: not counted
+        if warm_up:
+            one_start("warm-up", cfg["vanilla"], cluster.kubeconfig)  # file caches, .pyc: not counted
         for i in range(runs):
             pair = ("vanilla", "ours") if i % 2 == 0 else ("ours", "vanilla")  # ABBA: drift hits both alike
             for kind in pair:
@@ -103,11 +104,13 @@ def run(runs: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10, help="start-ups of each configuration (alternating)")
+    ap.add_argument("--no-warm-up", dest="warm_up", action="store_false",
+                    help="skip the uncounted first start (which fills file caches and .pyc files)")
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
     args = ap.parse_args()
 
     m = machine()
-    results = run(args.runs)
+    results = run(args.runs, args.warm_up)
     print(f"# hub start-up to /hub/health, {args.runs} runs each, alternating")
     print(machine_line(m) + "\n")
     rows = []

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNS = {
     "spawn_burst": ["--users", "3", "--rounds", "1", "--timeout", "120"],
     "form": ["--iterations", "20"],
-    "startup": ["--runs", "1"],
+    "startup": ["--runs", "1", "--no-warm-up"],
 }
 
 
