@@ -65,6 +65,38 @@ def hub(request, cluster) -> KubeHub:
     _stop_hub(request, h)
 
 
+def chart_spawner_config(kubeconfig: str, combination: str = "base") -> str:
+    """jupyterhub_config.py lines for the spawner sections of the configuration the z2jh chart builds from
+    helm/values*.yaml for ``combination`` (tests/deploy's emulation of the chart), namespace excluded."""
+    from kubernetes_asyncio.config import kube_config
+
+    from tests.deploy import hub as deploy_hub
+
+    # KubeSpawner loads a kubeconfig even when it only checks configuration; kubernetes_asyncio read
+    # $KUBECONFIG once, when first imported, so point both at the emulated cluster meanwhile.
+    saved = os.environ.get("KUBECONFIG"), kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+    os.environ["KUBECONFIG"] = kube_config.KUBE_CONFIG_DEFAULT_LOCATION = kubeconfig
+    try:
+        built = deploy_hub.configure(combination).config
+    finally:
+        if saved[0] is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = saved[0]
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved[1]
+    spawner = built.JupyterHub.spawner_class
+    if not isinstance(spawner, str):
+        spawner = f"{spawner.__module__}.{spawner.__name__}"
+    lines = [f"c.JupyterHub.spawner_class = {spawner!r}"]
+    for section in ("Spawner", "KubeSpawner", "ProfilesKubeSpawner"):
+        for key, value in (built[section] if section in built else {}).items():
+            if type(value).__name__ == "LazyConfigValue" or key == "namespace":
+                continue
+            lines.append(f"c.{section}.{key} = {value!r}")
+    lines.append(f"c.KubeSpawner.namespace = {NAMESPACE!r}")
+    return "\n".join(lines)
+
+
 @pytest.fixture
 def username(request) -> str:
     """A user name unique in the session, readable in logs: <test name>-<n>."""

@@ -15,7 +15,7 @@ import yaml
 from tests.harness.hub import SpawnFailed
 from tests.harness.platform import efs_objects, pools_from_platform
 
-from .conftest import NAMESPACE
+from .conftest import NAMESPACE, chart_spawner_config
 
 pytestmark = pytest.mark.e2e
 
@@ -26,41 +26,9 @@ EVERYONE = ["gpu-users", "ml-engineers", "data-engineers"]
 CLUSTER_OPTIONS = {"pools": pools_from_platform(delay=0.2)}
 
 
-def chart_spawner_config(combination: str = "base") -> str:
-    """jupyterhub_config.py lines for the spawner sections of the config the chart builds for ``combination``."""
-    from tests.deploy import hub as deploy_hub  # the chart's configuration, as tests/deploy runs it
-
-    built = deploy_hub.configure(combination).config
-    lines = [f"c.JupyterHub.spawner_class = {built.JupyterHub.spawner_class!r}".replace(
-        "<class '", "'").replace("'>", "'")]
-    spawner = built.JupyterHub.spawner_class
-    if not isinstance(spawner, str):
-        lines = [f"c.JupyterHub.spawner_class = '{spawner.__module__}.{spawner.__name__}'"]
-    for section in ("Spawner", "KubeSpawner", "ProfilesKubeSpawner"):
-        for key, value in (built[section] if section in built else {}).items():
-            if type(value).__name__ == "LazyConfigValue":
-                continue
-            lines.append(f"c.{section}.{key} = {value!r}")
-    return "\n".join(lines)
-
-
 @pytest.fixture(scope="module")
 def chart_config(cluster):
-    # KubeSpawner loads a kubeconfig even when it only checks configuration; kubernetes_asyncio read
-    # $KUBECONFIG once, when first imported, so point both at the emulated cluster for the duration.
-    import os
-
-    from kubernetes_asyncio.config import kube_config
-    saved = os.environ.get("KUBECONFIG"), kube_config.KUBE_CONFIG_DEFAULT_LOCATION
-    os.environ["KUBECONFIG"] = kube_config.KUBE_CONFIG_DEFAULT_LOCATION = cluster.kubeconfig
-    try:
-        return chart_spawner_config()
-    finally:
-        if saved[0] is None:
-            os.environ.pop("KUBECONFIG", None)
-        else:
-            os.environ["KUBECONFIG"] = saved[0]
-        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved[1]
+    return chart_spawner_config(cluster.kubeconfig, "base")
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +38,6 @@ def catalog_hub(request, cluster, chart_config):
         cluster.create(plural, body, body["metadata"].get("namespace"))
     request.module.HUB_CONFIG = "\n".join([
         chart_config,
-        f"c.KubeSpawner.namespace = {NAMESPACE!r}",
         "c.KubeSpawner.start_timeout = 90",
         "c.KubeSpawner.http_timeout = 60",
     ])

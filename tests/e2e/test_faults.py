@@ -1,4 +1,7 @@
-"""Faults at each step of spawn and stop, with a real hub and vanilla KubeSpawner on the emulated API.
+"""Faults at each step of spawn and stop, with a real hub on the emulated API. The spawner is ours,
+ProfilesKubeSpawner, configured exactly as the z2jh chart configures it for the AKS classroom
+(helm/values.yaml + helm/values-aks-classroom.yaml): a per-user PVC created at the first start, so every step
+(PVC create, pod create, watch, pod delete, PVC delete) is exercised.
 
 For every fault: the hub stays up, the user is told something clear (the spawn fails with the API's own
 message, or succeeds because the spawner retried), and no pod or PVC is left that should not be. A PVC
@@ -17,14 +20,26 @@ import pytest
 from tests.harness.hub import SpawnFailed
 from tests.harness.kubelet import DEFAULT_COMMAND_MAP, STANDIN_COMMAND
 
-from .conftest import NAMESPACE
+from .conftest import NAMESPACE, _start_hub, _stop_hub, chart_spawner_config
 
 pytestmark = pytest.mark.e2e
 
-HUB_OPTIONS = {"request_retry_timeout": 10, "start_timeout": 30}
+HUB_OPTIONS = {"request_retry_timeout": 10, "start_timeout": 30, "storage": "none"}
 # What is under test is the spawner against API faults, not the notebook server: the stdlib stand-in starts in
 # milliseconds (test_spawn.py and test_catalog.py run the real jupyterhub-singleuser).
 CLUSTER_OPTIONS = {"command_map": {**DEFAULT_COMMAND_MAP, "jupyterhub-singleuser": STANDIN_COMMAND}}
+
+
+@pytest.fixture(scope="module")
+def hub(request, cluster):
+    request.module.HUB_CONFIG = "\n".join([
+        chart_spawner_config(cluster.kubeconfig, "aks-classroom"),
+        "c.KubeSpawner.start_timeout = 30",
+        "c.KubeSpawner.k8s_api_request_retry_timeout = 10",
+    ])
+    h = _start_hub(request, cluster, NAMESPACE)
+    yield h
+    _stop_hub(request, h)
 
 
 def pod(u):
@@ -52,6 +67,16 @@ def assert_consistent(hub, cluster, user):
         assert cluster.find("pods", pod(user), NAMESPACE) is not None, f"hub says {user} runs, but no pod"
     else:
         assert_no_pod(cluster, user)
+
+
+def test_the_hub_runs_profiles_kube_spawner_with_per_user_claims(cluster, hub, username):
+    assert "Using Spawner: jupyterhub_ext.spawner.ProfilesKubeSpawner" in hub.process.log_text()
+    hub.start(username, timeout=60)
+    pod_ = cluster.get("pods", pod(username), NAMESPACE)
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod_["spec"]["volumes"] if "persistentVolumeClaim" in v]
+    assert claims == [claim(username)]
+    hub.stop_server(username)
+    assert_no_pod(cluster, username)
 
 
 # --- spawn: PVC creation --------------------------------------------------------------------------------------------
