@@ -169,6 +169,18 @@ def drop_privileges(spec):
     os.setuid(uid)
 
 
+def _die_with_kubelet():
+    """SIGKILL when the kubelet's thread goes away (a killed test run leaves no notebook behind). Set after
+    dropping privileges: a credential change clears it."""
+    PR_SET_PDEATHSIG = 1
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+    if os.getppid() == 1:  # the parent is already gone
+        os._exit(137)
+
+
 def main():
     with open(sys.argv[1]) as f:
         spec = json.load(f)
@@ -181,6 +193,7 @@ def main():
         else:
             setup_symlinks(spec)
         drop_privileges(spec)
+        _die_with_kubelet()
         os.umask(spec.get("umask", 0o022))
         env = spec["env"]
         cwd = spec.get("cwd") or "/"
