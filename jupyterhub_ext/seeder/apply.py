@@ -425,36 +425,8 @@ def _set(manifest: Manifest, path: str, record) -> None:
 
 def _flush(batch: list[writes.Write], opts: Options, state: StateFiles, new: Manifest, stop: Stopper,
            summary: Summary) -> None:
-    """Write a batch to temporary files (in parallel), journal what is about to land, give them their names."""
-    hook = opts.hook
-    writes.write_temps(batch, opts.jobs, opts.durable, hook, stop)
-    ready = [w for w in batch if w.error is None]
-    intents = [[w.action.path, w.result.sha, w.action.source.mode, w.action.source.size, w.action.source.mtime_ns]
-               for w in ready if w.action.op != OFFER and w.result is not None and w.action.source is not None]
-    if intents:
-        try:
-            state.append_pending("seeded", intents)
-        except OSError as e:
-            if e.errno in fsops.DISK_FULL:
-                stop.disk_full = True
-            for w in ready:
-                writes.drop_temp(w, hook)
-                w.error = e
-            ready = []
-    for w in ready:
-        try:
-            w.placed = writes.place(w, opts.date, hook)
-        except OSError as e:
-            writes.drop_temp(w, hook)
-            w.error = e
-    offers = [[w.action.path, w.result.sha, w.placed] for w in ready
-              if w.action.op == OFFER and w.placed and w.result is not None]
-    if offers:
-        try:
-            state.append_pending("offered", offers)
-        except OSError:
-            pass  # the manifest will say it; if it cannot, placing the same version again finds it there
-
+    """Copy a batch (in parallel: temporary file, journal line, name), then record what landed."""
+    writes.copy_and_place(batch, opts.jobs, opts.durable, opts.hook, stop, state.append_pending, opts.date)
     for w in batch:
         a = w.action
         if w.error is not None:

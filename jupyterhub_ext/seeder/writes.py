@@ -1,4 +1,4 @@
-"""Writing a batch of course files: temporary files in parallel, then their names, one by one.
+"""Writing a batch of course files on worker threads: temporary file, journal line, final name.
 
 Kept apart from the bookkeeping in apply.py: here only bytes move. ``parallel`` runs on threads (the copy loop
 spends its time in system calls and in hashlib, both of which release the GIL), or inline with one job, so
@@ -11,7 +11,7 @@ import os
 import threading
 
 from . import fsops
-from .model import COPY, REPLACE, Action
+from .model import COPY, OFFER, REPLACE, Action
 from .plan import beside_name
 
 NONE: set = set()
@@ -66,8 +66,9 @@ class Write:
         self.error: OSError | fsops.Stopped | None = None
 
 
-def write_temps(batch: list[Write], jobs: int, durable: bool, hook, stop) -> None:
-    """Copy each item of the batch to its temporary file (hashing as it goes); errors land in ``w.error``."""
+def copy_and_place(batch: list[Write], jobs: int, durable: bool, hook, stop, journal, date: str) -> None:
+    """For each item, on the worker threads: copy to a temporary file (hashing as it goes), journal the intent
+    (``journal(key, items)``), give the file its name. Results and errors land in the items."""
     def task(w: Write):
         def go(buf: bytearray) -> None:
             if stop():
@@ -79,10 +80,21 @@ def write_temps(batch: list[Write], jobs: int, durable: bool, hook, stop) -> Non
             try:
                 w.result = fsops.write_temp(a.source.real, w.dir_fd, w.tmp, mode, durable=durable, hook=hook,
                                             should_stop=stop, buf=buf, expect_size=a.source.size)
+                if a.op != OFFER:  # before the name: a killed run's file is recognised by this hash
+                    journal("seeded", [[a.path, w.result.sha, a.source.mode, a.source.size, a.source.mtime_ns]])
+                w.placed = place(w, date, hook)
             except (OSError, fsops.Stopped) as e:
                 if isinstance(e, OSError) and e.errno in fsops.DISK_FULL:
                     stop.disk_full = True
+                if w.result is not None and not w.placed:
+                    drop_temp(w, hook)
                 w.error = e
+                return
+            if a.op == OFFER and w.placed:
+                try:
+                    journal("offered", [[a.path, w.result.sha, w.placed]])
+                except OSError:
+                    pass  # the manifest will say it; if not, offering the same version again finds it there
         return go
 
     parallel([task(w) for w in batch], jobs)
