@@ -42,7 +42,8 @@ def cluster(request):
         c.stop()
 
 
-def _start_hub(request, kube, namespace: str, **extra) -> KubeHub:
+def start_module_hub(request, kube, namespace: str, **extra) -> KubeHub:
+    """A hub for the requesting module: its HUB_OPTIONS (updated by ``extra``) and HUB_CONFIG."""
     options = dict(getattr(request.module, "HUB_OPTIONS", {}))
     options.update(extra)
     hub = start_kube_hub(kube.kubeconfig, namespace=namespace, config=getattr(request.module, "HUB_CONFIG", ""),
@@ -50,7 +51,8 @@ def _start_hub(request, kube, namespace: str, **extra) -> KubeHub:
     return hub
 
 
-def _stop_hub(request, hub: KubeHub) -> None:
+def stop_module_hub(request, hub: KubeHub) -> None:
+    """Stop it; its log goes to artifacts/ when a test of the module failed."""
     failed = module_failed(request)
     if failed:
         save_file(hub.process.log_path, artifact_dir(f"{_module_name(request)}"), "hub.log")
@@ -60,9 +62,9 @@ def _stop_hub(request, hub: KubeHub) -> None:
 @pytest.fixture(scope="module")
 def hub(request, cluster) -> KubeHub:
     """A real jupyterhub + configurable-http-proxy whose spawner talks to ``cluster``."""
-    h = _start_hub(request, cluster, NAMESPACE)
+    h = start_module_hub(request, cluster, NAMESPACE)
     yield h
-    _stop_hub(request, h)
+    stop_module_hub(request, h)
 
 
 def chart_spawner_config(kubeconfig: str, combination: str = "base") -> str:

@@ -33,7 +33,7 @@ def chart_config(cluster):
 
 @pytest.fixture(scope="module")
 def catalog_hub(request, cluster, chart_config):
-    from .conftest import _start_hub, _stop_hub
+    from .conftest import start_module_hub, stop_module_hub
     for plural, body in efs_objects(NAMESPACE):
         cluster.create(plural, body, body["metadata"].get("namespace"))
     request.module.HUB_CONFIG = "\n".join([
@@ -41,12 +41,12 @@ def catalog_hub(request, cluster, chart_config):
         "c.KubeSpawner.start_timeout = 90",
         "c.KubeSpawner.http_timeout = 60",
     ])
-    hub = _start_hub(request, cluster, NAMESPACE, storage="none", spawner_class=
+    hub = start_module_hub(request, cluster, NAMESPACE, storage="none", spawner_class=
                      "jupyterhub_ext.spawner.ProfilesKubeSpawner")
     for group in EVERYONE:
         hub.api("POST", f"/groups/{group}")
     yield hub
-    _stop_hub(request, hub)
+    stop_module_hub(request, hub)
 
 
 def _member(hub, name: str, groups: list[str]) -> None:
@@ -129,7 +129,8 @@ def test_hidden_profile_is_refused_before_kubernetes(catalog_hub, cluster, usern
     else:
         message = r.json().get("message", "")
         assert r.status_code in (400, 403), r.text
-    assert "gpu" in message.lower(), message
+    # the user is told what went wrong and what they may start instead
+    assert "'gpu'" in message and "not one you may start" in message and "data-engineering" in message, message
     assert cluster.requests.count("create", "pods") == before
     assert cluster.find("pods", f"jupyter-{username}", NAMESPACE) is None
 

@@ -272,10 +272,11 @@ class EmulatedCluster:
     def logs(self, namespace: str, pod: str, container: str | None = None, previous: bool = False) -> str:
         return self.call(lambda: self.kubelet.read_log(namespace, pod, container, None, previous))
 
-    def processes(self) -> list[int]:
-        """PIDs of every container process still alive."""
+    def processes(self, namespace: str | None = None, pod: str | None = None) -> list[int]:
+        """PIDs of the container processes still alive (of one namespace or pod)."""
         def pids():
             return [c.proc.pid for rt in self.kubelet.pods.values()
+                    if (namespace is None or rt.namespace == namespace) and (pod is None or rt.name == pod)
                     for c in list(rt.containers.values()) + list(rt.init_containers.values())
                     if c.proc and c.proc.returncode is None]
         return self.call(pids)
