@@ -241,6 +241,12 @@ class EmulatedCluster:
     def add_pool(self, pool: NodePool) -> None:
         self.call(lambda: self.provisioner.add_pool(pool))
 
+    def set_provisioning(self, enabled: bool) -> None:
+        """Turn Karpenter off (no node is added for pending pods) or back on."""
+        def flip():
+            self.provisioner.enabled = enabled
+        self.call(flip)
+
     def nodes(self, pool: str | None = None) -> list[dict]:
         return self.list("nodes", label_selector=f"karpenter.sh/nodepool={pool}" if pool else None)
 

@@ -44,6 +44,7 @@ class Provisioner:
         self._empty_since: dict[str, float] = {}
         self._task: asyncio.Task | None = None
         self.launched: list[str] = []
+        self.enabled = True  # False: Karpenter is down (or every pool at its limit) and no node is added
 
     def start(self) -> None:
         for pool in self.pools.values():
@@ -75,6 +76,8 @@ class Provisioner:
         return existing + inflight
 
     def pod_unschedulable(self, pod: dict) -> None:
+        if not self.enabled:
+            return
         uid = pod["metadata"]["uid"]
         if any(r not in STANDARD and r not in KNOWN_EXTENDED and v for r, v in pod_requests(pod).items()):
             return
