@@ -20,7 +20,7 @@ import os
 import pytest
 from kubespawner.slugs import escape_slug
 
-from tests.e2e.conftest import NAMESPACE, _stop_hub, cluster, username  # noqa: F401 (fixtures)
+from tests.e2e.conftest import NAMESPACE, cluster, stop_module_hub, username  # noqa: F401 (fixtures)
 from tests.harness.hub import start_kube_hub
 from tests.harness.kubelet import DEFAULT_COMMAND_MAP, STANDIN_COMMAND
 from tests.harness.platform import efs_objects
@@ -58,7 +58,7 @@ def efs_hub(request, cluster):  # noqa: F811
     hub = start(request, cluster, "efs", home_mode="efs", home_pvc="efs-home", shared_pvc="efs-shared",
                 shared_write_groups=["instructors"], shared_group_dirs=["math"])
     yield hub
-    _stop_hub(request, hub)
+    stop_module_hub(request, hub)
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +80,14 @@ def nfs_hub(request, cluster):  # noqa: F811
     hub = start(request, cluster, "nfs", home_mode="efs", home_pvc="nfs-homes", home_ownership="init-container",
                 home_subpath_template="homes/{username}")
     yield hub
-    _stop_hub(request, hub)
+    stop_module_hub(request, hub)
 
 
 @pytest.fixture(scope="module")
 def pvc_hub(request, cluster):  # noqa: F811
     hub = start(request, cluster, "pvc", home_mode="pvc", home_pvc_size="1Gi")
     yield hub
-    _stop_hub(request, hub)
+    stop_module_hub(request, hub)
 
 
 def member(hub, name: str, groups=(), admin: bool = False) -> str:
