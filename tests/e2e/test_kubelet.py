@@ -195,7 +195,7 @@ def test_deletion_sends_sigterm_then_sigkill(cluster):
     t0 = time.monotonic()
     cluster.delete("pods", polite, NS, grace_period_seconds=2)
     cluster.wait_gone("pods", polite, NS, timeout=5)
-    assert time.monotonic() - t0 < 1.5 and "TERM" in cluster.logs(NS, polite)
+    assert time.monotonic() - t0 < 1.9 and "TERM" in cluster.logs(NS, polite)  # did not wait for SIGKILL
     t0 = time.monotonic()
     cluster.delete("pods", stubborn, NS, grace_period_seconds=2)
     assert cluster.get("pods", stubborn, NS)["metadata"]["deletionTimestamp"]  # terminating, still listed
