@@ -6,6 +6,7 @@ jupyterhub-singleuser on a node of its pool and answers through the proxy.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -161,3 +162,24 @@ def test_mig_profile_without_warm_node_shows_scheduler_reason(started, catalog_h
             cluster.create("nodes", {"metadata": {"name": node["metadata"]["name"],
                                                   "labels": node["metadata"]["labels"]},
                                      "spec": node["spec"], "status": node["status"]})
+
+
+def test_home_is_a_per_user_directory_on_efs_and_shared_is_read_only(started, cluster):
+    """The chart's storage: each home is the user's own directory on the EFS home claim (owned by the access
+    point's POSIX user), the shared claim is mounted read-only for users outside the writing groups."""
+    outcome = started["data-engineering"]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    user, _, pod = outcome
+    name = pod["metadata"]["name"]
+    code, out = cluster.exec(NAMESPACE, name, ["sh", "-c", "echo mine > ~/efs-probe && echo ok; "
+                                                           "touch /home/shared/x 2>&1; echo rc=$?"])
+    assert code == 0 and out.startswith("ok\n"), out
+    assert "Read-only file system" in out and "rc=1" in out, out
+    homes = cluster.claim_dir(NAMESPACE, "efs-home")
+    owned = [d for d in os.listdir(homes) if os.path.exists(os.path.join(homes, d, "efs-probe"))]
+    assert len(owned) == 1, os.listdir(homes)  # one directory, this user's
+    st = os.stat(os.path.join(homes, owned[0]))
+    assert (st.st_uid, st.st_gid) == (1000, 100)
+    other_users = {f"cat-{slug}" for slug in PROFILES} - {user}
+    assert not (set(os.listdir(homes)) & other_users), "home directory names are escaped, not raw user names"
