@@ -20,6 +20,7 @@ import threading  # noqa: E402
 import traceback  # noqa: E402
 
 from .apply import DEFAULT_LOCK_TIMEOUT, Options, run  # noqa: E402
+from .index import INDEX_NAME, write_index  # noqa: E402
 from .model import DEFAULT_ON_DELETED, DEFAULT_TIME_BUDGET, POLICY_CHOICES, RECORD  # noqa: E402
 from .scan import DEFAULT_EXCLUDES  # noqa: E402
 
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                 description="Put course material in a home directory and keep it updated, never losing "
                             "the student's changes.")
     p.add_argument("--source", required=True, help="course tree (in the image, read-only)")
-    p.add_argument("--dest", required=True, help="the student's home (or a folder in it)")
+    p.add_argument("--dest", help="the student's home (or a folder in it); required unless --write-index")
     p.add_argument("--state", help="manifest file (default: DEST/.course-seeder/manifest.json); the lock "
                                    "and pending lists sit beside it")
     p.add_argument("--log", help="log file, one summary line per run (default: DEST/.course-seeder/seeder.log;"
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ignore cached hashes of course files (a course edit that kept size and mtime)")
     p.add_argument("--check", action="store_true",
                    help="dry run: print the plan, change nothing, exit 1 if there are errors")
+    p.add_argument("--write-index", action="store_true",
+                   help="at image build time: record the course files' hashes in SOURCE/%s, so starts copy "
+                        "in-kernel and never re-read unchanged files; exit 1 on problems" % INDEX_NAME)
     return p
 
 
@@ -81,15 +85,26 @@ def main(argv: "list[str] | None" = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if not args.dest and not args.write_index:
+            raise _UsageError("the following arguments are required: --dest")
     except _UsageError as e:
         parser.print_usage(sys.stderr)
         print("course-seeder: error: %s" % e, file=sys.stderr)
-        return 2 if check else 0
+        return 2 if check or "--write-index" in argv else 0
+    excludes = ([] if args.no_default_excludes else list(DEFAULT_EXCLUDES)) + args.exclude
+    if args.write_index:  # a build step, not a hook: errors are errors
+        try:
+            problems = write_index(args.source, excludes)
+        except OSError as e:
+            print("course-seeder: cannot write the index: %s" % e, file=sys.stderr)
+            return 1
+        for problem in problems:
+            print("problem: %s" % problem, file=sys.stderr)
+        return 1 if problems else 0
     stop = _Flag()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, stop.set)  # finish the file in hand, record, and leave
-    excludes = ([] if args.no_default_excludes else list(DEFAULT_EXCLUDES)) + args.exclude
     try:
         summary = run(Options(
             args.source, args.dest, state=args.state, log=args.log, time_budget=args.time_budget,

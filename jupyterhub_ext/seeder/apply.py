@@ -24,6 +24,7 @@ from .model import (
     RMDIR, WRITES,
     Action, CourseTree, HomeEntry, Manifest, Policy, Record, Seeded,
 )
+from .index import load_index
 from .plan import hashes_needed, plan
 from .scan import DEFAULT_EXCLUDES, scan_course
 from .state import StateFiles, temp_name
@@ -214,8 +215,11 @@ def _seed(opts: Options, source_real: str, dest: fsops.Root, state: StateFiles, 
         kind, _ = dest.probe(d)
         home[d] = HomeEntry(kind)
     need_course, need_home = hashes_needed(course, home, old, policy)
-    course_hashes, home_hashes = _hash(course, dest, home, need_course, need_home, opts.jobs, stop,
-                                      opts.hook)
+    index = _Index(source_real, course, opts.rehash)
+    known = {p: sha for p, sha in ((p, index.sha(p)) for p in need_course) if sha is not None}
+    course_hashes, home_hashes = _hash(course, dest, home, need_course - set(known), need_home, opts.jobs,
+                                      stop, opts.hook)
+    course_hashes.update(known)
     actions = plan(course, home, old, policy, course_hashes, home_hashes)
     summary.actions = actions
     if opts.dry_run:
@@ -224,7 +228,16 @@ def _seed(opts: Options, source_real: str, dest: fsops.Root, state: StateFiles, 
         return
 
     new = Manifest(dict(old.records), set(old.dirs), old.written_ns)
-    _carry_out(opts, course, dest, state, actions, new, stop, summary)
+
+    def known_sha(path: str) -> str | None:
+        source = course.files[path]
+        rec = old.records.get(path)
+        if rec is not None and rec.src is not None and rec.src[:2] == (source.size, source.mtime_ns) \
+                and not opts.rehash:
+            return rec.src[2]
+        return course_hashes.get(path) or index.sha(path)
+
+    _carry_out(opts, course, dest, state, actions, new, stop, summary, known_sha)
     new.dirs.update(d for d in dest.created if d in course.dirs)
     if stop.reason:
         summary.status = "disk-full" if stop.disk_full else "partial"
@@ -243,6 +256,25 @@ def _seed(opts: Options, source_real: str, dest: fsops.Root, state: StateFiles, 
                 summary.status = "disk-full"
     elif state.pending_written:
         state.clear_pending()  # the writes came to nothing (raced, failed): nothing to remember
+
+
+class _Index:
+    """The image's index of course hashes, read only if something has to be hashed or copied (a warm run
+    never opens it), and trusted per file only while size and mtime match."""
+
+    def __init__(self, source_real: str, course: CourseTree, disabled: bool) -> None:
+        self.source_real = source_real
+        self.course = course
+        self.entries: dict | None = {} if disabled else None
+
+    def sha(self, path: str) -> str | None:
+        if self.entries is None:
+            self.entries = load_index(self.source_real)
+        entry = self.entries.get(path)
+        source = self.course.files.get(path)
+        if entry is None or source is None or entry[0] != source.size or entry[1] != source.mtime_ns:
+            return None
+        return entry[2]
 
 
 def _recover(opts: Options, dest: fsops.Root, state: StateFiles, manifest: Manifest, summary: Summary) -> bool:
@@ -304,7 +336,7 @@ def _hash(course: CourseTree, dest: fsops.Root, home: dict[str, HomeEntry], need
 
 
 def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: StateFiles, actions: list[Action],
-               new: Manifest, stop: Stopper, summary: Summary) -> None:
+               new: Manifest, stop: Stopper, summary: Summary, known_sha) -> None:
     hook = opts.hook
     to_write = [a for a in actions if a.op in WRITES]
     run_id = _run_id()
@@ -345,7 +377,7 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
             touched_dirs.add(parent)
             counter[0] += 1
             batch.append(writes.Write(action, fd, name, temp_name(run_id, counter[0]),
-                                      siblings.get(parent, writes.NONE)))
+                                      siblings.get(parent, writes.NONE), known_sha(action.path)))
             dest.pinned += 1
             batch_bytes += action.source.size if action.source else 0
             if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:

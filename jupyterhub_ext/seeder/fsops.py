@@ -366,6 +366,86 @@ def write_temp(
         os.close(src)
 
 
+class SourceChanged(Exception):
+    """The course file is not the size it was listed with: a hash known for it cannot be trusted."""
+
+
+KERNEL_CHUNK = 8 << 20
+
+
+def copy_temp(
+    src_path: str, dir_fd: int, tmp_name: str, mode: int, size: int, sha: str, *, durable: bool = False,
+    hook=None, should_stop=None,
+) -> WriteResult:
+    """Copy a course file whose sha256 is already known (index, manifest) without reading it into Python:
+    ``copy_file_range`` (in-kernel, like cp), else ``sendfile``, else read/write. Same temporary-file
+    discipline as :func:`write_temp`; raises :class:`SourceChanged` if the size is not the listed one."""
+    if hook is not None:
+        hook("open", src_path)
+    src = os.open(src_path, os.O_RDONLY | O_CLOEXEC)
+    out = -1
+    try:
+        if hook is not None:
+            hook("create", tmp_name)
+        out = os.open(tmp_name, O_TEMP_FLAGS, mode, dir_fd=dir_fd)
+        copied, how = 0, "copy_file_range"
+        while True:
+            if should_stop is not None and should_stop():
+                raise Stopped("stopped while copying")
+            if hook is not None:
+                hook("write", tmp_name)
+            try:
+                if how == "copy_file_range":
+                    n = os.copy_file_range(src, out, KERNEL_CHUNK)
+                elif how == "sendfile":
+                    n = os.sendfile(out, src, None, KERNEL_CHUNK)
+                else:
+                    chunk = os.read(src, CHUNK)
+                    n = len(chunk)
+                    done = 0
+                    while done < n:
+                        done += os.write(out, chunk[done:])
+            except OSError as e:
+                # Across filesystems (image overlay -> NFS home) or where unsupported: step down, nothing
+                # has been written by the failed call.
+                if e.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF) \
+                        and how != "read":
+                    how = "sendfile" if how == "copy_file_range" else "read"
+                    continue
+                raise
+            if not n:
+                break
+            copied += n
+        if copied != size:
+            raise SourceChanged(src_path)
+        if mode & UMASK:
+            if hook is not None:
+                hook("chmod", tmp_name)
+            os.fchmod(out, mode)
+        if durable:
+            if hook is not None:
+                hook("fsync", tmp_name)
+            os.fsync(out)
+        entry = entry_from_stat(os.fstat(out))
+        fd, out = out, -1
+        if hook is not None:
+            hook("close", tmp_name)
+        os.close(fd)
+        return WriteResult(sha, size, entry)
+    except BaseException:
+        if out >= 0:
+            os.close(out)
+        try:
+            if hook is not None:
+                hook("unlink", tmp_name)
+            os.unlink(tmp_name, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
+    finally:
+        os.close(src)
+
+
 def place_new(dir_fd: int, tmp_name: str, name: str, hook=None) -> bool:
     """Give the temporary file its final name, only if that name is free. False if it is taken."""
     try:

@@ -22,6 +22,9 @@ RESPECT = "respect"
 POLICY_CHOICES = (RESTORE, RESPECT)
 DEFAULT_ON_DELETED = RESTORE  # like nbgitpuller: "delete it and restart" is how students get a fresh copy
 
+# The optional index of course hashes, at the top of the source tree (see index.py); never seeded itself.
+INDEX_NAME = ".course-seeder-index.json"
+
 # Well under KubeSpawner's start_timeout (300 s), which also has to cover image pull and scheduling.
 DEFAULT_TIME_BUDGET = 60.0
 

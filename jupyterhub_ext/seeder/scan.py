@@ -12,7 +12,7 @@ import os
 import re
 import stat as stat_mod
 
-from .model import CourseTree, SourceFile
+from .model import INDEX_NAME, CourseTree, SourceFile
 
 # Left out unless --no-default-excludes: editor and tool debris that should never land in a student's home.
 DEFAULT_EXCLUDES = (".git", ".ipynb_checkpoints", "__pycache__", "*.pyc", ".DS_Store")
@@ -54,7 +54,7 @@ def _walk(root: str, directory: str, prefix: str, tree: CourseTree, excluded, ch
     with entries:
         for entry in entries:
             name = entry.name
-            if excluded(name):
+            if excluded(name) or (depth == 0 and name == INDEX_NAME):
                 continue
             rel = prefix + name
             try:

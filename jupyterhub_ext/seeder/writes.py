@@ -53,14 +53,15 @@ def parallel(tasks: list, jobs: int) -> None:
 class Write:
     """One copy to carry out: filled in by a worker, read by the main thread."""
 
-    __slots__ = ("action", "dir_fd", "name", "tmp", "avoid", "result", "placed", "error")
+    __slots__ = ("action", "dir_fd", "name", "tmp", "avoid", "known", "result", "placed", "error")
 
-    def __init__(self, action: Action, dir_fd: int, name: str, tmp: str, avoid: set) -> None:
+    def __init__(self, action: Action, dir_fd: int, name: str, tmp: str, avoid: set, known: str | None) -> None:
         self.action = action
         self.dir_fd = dir_fd
         self.name = name
         self.tmp = tmp
         self.avoid = avoid
+        self.known = known  # the course file's sha256, when the index or the manifest already knows it
         self.result: fsops.WriteResult | None = None
         self.placed = ""
         self.error: OSError | fsops.Stopped | None = None
@@ -78,8 +79,15 @@ def copy_and_place(batch: list[Write], jobs: int, durable: bool, hook, stop, jou
             assert a.source is not None
             mode = a.mode if a.mode is not None else a.source.mode
             try:
-                w.result = fsops.write_temp(a.source.real, w.dir_fd, w.tmp, mode, durable=durable, hook=hook,
-                                            should_stop=stop, buf=buf, expect_size=a.source.size)
+                if w.known is not None:
+                    try:  # the bytes need not pass through Python: an in-kernel copy, as cp does
+                        w.result = fsops.copy_temp(a.source.real, w.dir_fd, w.tmp, mode, a.source.size, w.known,
+                                                   durable=durable, hook=hook, should_stop=stop)
+                    except fsops.SourceChanged:
+                        w.result = None
+                if w.result is None:
+                    w.result = fsops.write_temp(a.source.real, w.dir_fd, w.tmp, mode, durable=durable, hook=hook,
+                                                should_stop=stop, buf=buf, expect_size=a.source.size)
                 if a.op != OFFER:  # before the name: a killed run's file is recognised by this hash
                     journal("seeded", [[a.path, w.result.sha, a.source.mode, a.source.size, a.source.mtime_ns]])
                 w.placed = place(w, date, hook)

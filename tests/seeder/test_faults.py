@@ -13,6 +13,7 @@ import time
 import pytest
 
 from jupyterhub_ext.seeder import fsops
+from jupyterhub_ext.seeder.index import write_index
 
 from .conftest import (
     Counter, DiskFullAfter, Kill, KillAt, read, seed, snapshot, temp_files, write_tree,
@@ -27,8 +28,9 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(fsops, "CHUNK", 1024)
 
 
-def prepare(base: str) -> dict:
-    """A home seeded with v1, then used by a student, and a course that moved on to v2."""
+def prepare(base: str, indexed: bool = False) -> dict:
+    """A home seeded with v1, then used by a student, and a course that moved on to v2 (with its index of
+    hashes, if ``indexed``: then copies go through the kernel rather than through Python)."""
     course, home, outside = (os.path.join(base, n) for n in ("course", "home", "outside"))
     for d in (course, home, outside):
         os.makedirs(d)
@@ -46,6 +48,8 @@ def prepare(base: str) -> dict:
     os.chmod(os.path.join(course, "modes.sh"), 0o755)
     os.unlink(os.path.join(course, "withdrawn.txt"))
     os.unlink(os.path.join(course, "keep/withdrawn-edited.txt"))
+    if indexed:
+        assert write_index(course) == []
     return {"course": course, "home": home, "outside": outside}
 
 
@@ -72,8 +76,8 @@ def check_safe(d: dict, *, killed: bool) -> None:
         assert temp_files(home) == []
 
 
-def reference(base: str) -> dict:
-    d = prepare(base)
+def reference(base: str, indexed: bool = False) -> dict:
+    d = prepare(base, indexed)
     assert seed(d["course"], d["home"]).status == "ok"
     return snapshot(d["home"], skip_state=True)
 
@@ -87,15 +91,16 @@ def assert_finishes_like(d: dict, expected: dict) -> None:
     assert again.bytes_written == 0 and not again.manifest_written  # converged
 
 
-def test_killed_at_every_operation(fast_tmp, small_chunks):
-    expected = reference(os.path.join(fast_tmp, "ref"))
-    d = prepare(os.path.join(fast_tmp, "count"))
+@pytest.mark.parametrize("indexed", [False, True], ids=["hashing-copy", "kernel-copy"])
+def test_killed_at_every_operation(fast_tmp, small_chunks, indexed):
+    expected = reference(os.path.join(fast_tmp, "ref"), indexed)
+    d = prepare(os.path.join(fast_tmp, "count"), indexed)
     counter = Counter()
     seed(d["course"], d["home"], hook=counter)
     total = len(counter.ops)
-    assert total > 60 and counter.count("write") > 10
+    assert total > 50 and counter.count("write") > 5
     for n in range(1, total + 1):
-        d = prepare(os.path.join(fast_tmp, "k%d" % n))
+        d = prepare(os.path.join(fast_tmp, "k%d" % n), indexed)
         with pytest.raises(Kill):
             seed(d["course"], d["home"], hook=KillAt(n))
         check_safe(d, killed=True)
@@ -114,14 +119,15 @@ def test_killed_twice_in_a_row(fast_tmp, small_chunks):
         assert_finishes_like(d, expected)
 
 
-def test_disk_full_at_every_write(fast_tmp, small_chunks):
-    expected = reference(os.path.join(fast_tmp, "ref"))
-    d = prepare(os.path.join(fast_tmp, "count"))
+@pytest.mark.parametrize("indexed", [False, True], ids=["hashing-copy", "kernel-copy"])
+def test_disk_full_at_every_write(fast_tmp, small_chunks, indexed):
+    expected = reference(os.path.join(fast_tmp, "ref"), indexed)
+    d = prepare(os.path.join(fast_tmp, "count"), indexed)
     counter = Counter()
     seed(d["course"], d["home"], hook=counter)
     writes = counter.count("write")
     for n in range(writes):
-        d = prepare(os.path.join(fast_tmp, "f%d" % n))
+        d = prepare(os.path.join(fast_tmp, "f%d" % n), indexed)
         manifest_before = read(d["home"], ".course-seeder/manifest.json")
         summary = seed(d["course"], d["home"], hook=DiskFullAfter(n))
         assert summary.status == "disk-full"

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from jupyterhub_ext.seeder import POLICY_CHOICES, fsops
+from jupyterhub_ext.seeder.index import INDEX_NAME, write_index
 
 from .conftest import DiskFullAfter, Kill, KillAt, fast_tmp_root, seed, snapshot, temp_files
 
@@ -49,6 +50,7 @@ STUDENT = st.one_of(
     st.tuples(st.just("symlink"), PATH),
 )
 COURSE = st.one_of(
+    st.just(("index",)),  # the image build records the hashes: later copies go through the kernel
     st.tuples(st.just("put"), PATH, CONTENT, MODE),
     st.tuples(st.just("put"), INDEX, CONTENT, MODE),
     st.tuples(st.just("remove"), INDEX),
@@ -102,10 +104,13 @@ class World:
     def _resolve(self, action: tuple) -> tuple:
         if not isinstance(action[1], int):
             return action
-        files = sorted(p for p, (kind, _c, _m) in snapshot(self.course).items() if kind == "file")
+        files = sorted(p for p, (kind, _c, _m) in snapshot(self.course).items() if kind == "file" and p != INDEX_NAME)
         return (action[0], files[action[1] % len(files)] if files else PATHS[0]) + action[2:]
 
     def course_change(self, change: tuple) -> None:
+        if change[0] == "index":
+            write_index(self.course)  # a stale index later (files changed since) must not be trusted
+            return
         change = self._resolve(change)
         full = os.path.join(self.course, change[1])
         if change[0] == "put":
@@ -248,7 +253,7 @@ class World:
         assert again.bytes_written == 0 and not again.manifest_written
         course = snapshot(self.course)
         for path, (kind, content, mode) in course.items():
-            if kind != "file" or any(path == t or path.startswith(t + "/") for t in self.touched):
+            if kind != "file" or path == INDEX_NAME or any(path == t or path.startswith(t + "/") for t in self.touched):
                 continue
             st_ = os.lstat(os.path.join(self.home, path))
             assert stat.S_ISREG(st_.st_mode) and stat.S_IMODE(st_.st_mode) == mode, path
