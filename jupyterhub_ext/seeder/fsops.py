@@ -416,6 +416,8 @@ def copy_temp(
             if not n:
                 break
             copied += n
+            if copied == size:
+                break  # the listed size: no extra call just to meet the end (the image does not change)
         if copied != size:
             raise SourceChanged(src_path)
         if mode & UMASK:
