@@ -21,6 +21,7 @@ import asyncio
 import base64
 import copy
 import fnmatch
+import functools
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import sysconfig
 import time
@@ -129,7 +131,7 @@ class ContainerState:
     restart_count: int = 0
     ready: bool = False
     started: bool = False
-    proc: asyncio.subprocess.Process | None = None
+    proc: "LocalProcess | None" = None
     container_id: str = ""
     log_path: str = ""
     env: dict = field(default_factory=dict)
@@ -174,6 +176,34 @@ class PodRuntime:
 
 class PodGone(Exception):
     pass
+
+
+class LocalProcess:
+    """A container's process, waited for through a pidfd on the event loop (no thread per process)."""
+
+    def __init__(self, popen: subprocess.Popen, loop: asyncio.AbstractEventLoop):
+        self.popen, self.pid, self.returncode = popen, popen.pid, None
+        self._done = loop.create_future()
+        self._loop = loop
+        self._pidfd = os.pidfd_open(self.pid)
+        loop.add_reader(self._pidfd, self._exited)
+
+    def _exited(self) -> None:
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self.returncode = self.popen.wait()
+        if not self._done.done():
+            self._done.set_result(self.returncode)
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._done)
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
 
 
 class Kubelet:
@@ -807,10 +837,14 @@ class Kubelet:
             json.dump(spec, f)
         os.chmod(spec_path, 0o600)
         logf = open(c.log_path, "ab")
+        loop = asyncio.get_running_loop()
         try:
-            c.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-S", HELPER, spec_path, stdin=asyncio.subprocess.DEVNULL, stdout=logf,
-                stderr=logf, pass_fds=(w,), start_new_session=True, cwd="/")
+            # fork/exec off the event loop: under a burst the machine is saturated and a vfork'ed child may
+            # take milliseconds to exec, during which the API would not answer
+            popen = await loop.run_in_executor(None, functools.partial(
+                subprocess.Popen, [sys.executable, "-I", "-S", HELPER, spec_path], stdin=subprocess.DEVNULL,
+                stdout=logf, stderr=logf, pass_fds=(w,), start_new_session=True, cwd="/"))
+            c.proc = LocalProcess(popen, loop)
         finally:
             os.close(w)
             logf.close()
