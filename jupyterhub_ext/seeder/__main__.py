@@ -17,7 +17,6 @@ if __name__ == "__main__" and sys.path and (sys.path[0] in ("", ".")
 import argparse  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
-import traceback  # noqa: E402
 
 from .apply import DEFAULT_LOCK_TIMEOUT, Options, run  # noqa: E402
 from .index import INDEX_NAME, write_index  # noqa: E402
@@ -112,6 +111,8 @@ def main(argv: "list[str] | None" = None) -> int:
             lock_timeout=args.lock_timeout, rehash=args.rehash, dry_run=args.check, stop_flag=stop,
         ))
     except Exception:  # a bug: report it, but never fail the container start
+        import traceback
+
         traceback.print_exc()
         return 1 if check else 0
     if check:

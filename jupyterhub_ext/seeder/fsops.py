@@ -15,7 +15,6 @@ operation or to make writes fail with ENOSPC.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat as stat_mod
 
@@ -242,6 +241,8 @@ class Root:
 
 
 def hash_fd(fd: int, hook=None, label: str = "") -> str:
+    import hashlib  # here, not at the top: a warm start hashes nothing and need not pay for the import
+
     h = hashlib.sha256()
     buf = bytearray(CHUNK)
     view = memoryview(buf)
@@ -308,6 +309,8 @@ def write_temp(
     On any failure (full disk, budget, kill signal) the temporary file is removed and the error re-raised,
     so no partial file is ever left behind by a run that is still alive.
     """
+    import hashlib
+
     if buf is None:
         buf = bytearray(CHUNK)
     view = memoryview(buf)
