@@ -283,7 +283,7 @@ def _recover(opts: Options, dest: fsops.Root, state: StateFiles, manifest: Manif
     pending = state.read_pending()
     if pending is None:
         return True
-    run_id, dirs, seeded, offered = pending
+    run_id, dirs, seeded, offered, chmods = pending
     summary.temp_cleaned += state.remove_temps(dest, run_id, dirs)
     for path, sha, mode, src_size, src_mtime_ns in seeded:
         got, entry = dest.hash_file(path)
@@ -291,6 +291,13 @@ def _recover(opts: Options, dest: fsops.Root, state: StateFiles, manifest: Manif
             rec = manifest.records.get(path) or Record()
             manifest.records[path] = rec.copy(src=(src_size, src_mtime_ns, sha), deleted=False,
                                               seeded=Seeded(sha, entry.size, mode, entry.mtime_ns, entry.ino))
+    for path, mode in chmods:
+        rec = manifest.records.get(path)
+        if rec is not None and rec.seeded is not None:
+            entry = dest.lstat(path)
+            if rec.seeded.untouched(entry) and entry.mode == mode:  # a chmod leaves size, mtime, inode
+                s = rec.seeded
+                manifest.records[path] = rec.copy(seeded=Seeded(s.sha, s.size, mode, s.mtime_ns, s.ino))
     for path, sha, name in offered:
         if "/" not in name and dest.hash_file(posixpath.join(posixpath.dirname(path), name))[0] == sha:
             manifest.records[path] = (manifest.records.get(path) or Record()).copy(offered=(sha, name))
@@ -339,15 +346,17 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
                new: Manifest, stop: Stopper, summary: Summary, known_sha) -> None:
     hook = opts.hook
     to_write = [a for a in actions if a.op in WRITES]
+    # Writes and mode changes are journaled (a killed run's are then recognised); without a journal, neither.
+    journaled = bool(to_write) or any(a.op == CHMOD for a in actions)
     run_id = _run_id()
-    if to_write:
+    if journaled:
         try:
             state.write_pending(run_id, sorted({posixpath.dirname(a.path) for a in to_write}))
         except OSError as e:
             if e.errno in fsops.DISK_FULL:
                 stop.disk_full = True
             summary.errors.append("cannot record pending writes (%s); no file written" % e.strerror)
-            to_write = []
+            journaled = False
     siblings: dict[str, set[str]] = {}
     for p in list(course.files) + list(course.dirs):
         parent, _, name = p.rpartition("/")
@@ -364,10 +373,11 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
             if action.op != RECORD and action.outcome:
                 summary.counts["deferred"] += 1
             continue
-        if action.op in WRITES:
-            if not to_write:
+        if action.op in WRITES or action.op == CHMOD:
+            if not journaled:
                 summary.counts["deferred"] += 1
                 continue
+        if action.op in WRITES:
             parent, _, name = action.path.rpartition("/")
             try:
                 fd = dest.ensure_dir(parent, dir_mode)
@@ -386,7 +396,7 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
                 batch, batch_bytes = [], 0
             continue
         try:
-            _simple(action, dest, new, hook, summary, dir_mode)
+            _simple(action, dest, state, new, hook, summary, dir_mode)
         except OSError as e:
             _failed(action, e, stop, summary)
     if batch:
@@ -417,7 +427,8 @@ def _failed(action: Action, error: BaseException, stop: Stopper, summary: Summar
     summary.errors.append("%s %s: %s" % (action.op, action.path, getattr(error, "strerror", None) or error))
 
 
-def _simple(action: Action, dest: fsops.Root, new: Manifest, hook, summary: Summary, dir_mode) -> None:
+def _simple(action: Action, dest: fsops.Root, state: StateFiles, new: Manifest, hook, summary: Summary,
+            dir_mode) -> None:
     """Everything but the writes: each one re-checks the file it was planned on before touching it."""
     op = action.op
     if op == RECORD:
@@ -429,6 +440,8 @@ def _simple(action: Action, dest: fsops.Root, new: Manifest, hook, summary: Summ
         parent, _, name = action.path.rpartition("/")
         kind, fd = dest.probe(parent)
         assert action.expect is not None
+        if op == CHMOD:
+            state.append_pending("chmod", [[action.path, action.mode]])  # before: a kill must not hide it
         if kind == DIR and op == REMOVE and fsops.remove_if_same(fd, name, action.expect, hook):
             _set(new, action.path, None)
             summary.count(action)
