@@ -131,17 +131,20 @@ def run(opts: Options) -> Summary:
     source_real = os.path.realpath(opts.source)
     dest_real = os.path.realpath(opts.dest)
     problem = _check_roots(source_real, dest_real, opts)
-    if problem:
-        summary.status = "error"
-        summary.errors.append(problem)
-        summary.took = time.monotonic() - started
-        return summary
     dest: fsops.Root | None = None
     state: StateFiles | None = None
     lock_fd = None
     try:
+        if problem:
+            summary.status = "error"
+            summary.errors.append(problem)
+            # Still log it in the home when there is a usable one (never inside the source).
+            if opts.dry_run or not os.path.isdir(dest_real) or _inside(dest_real, source_real):
+                return summary
         dest = fsops.Root(opts.dest, opts.hook)
         state = StateFiles(dest, dest_real, opts.state, opts.log, opts.durable, opts.hook)
+        if problem:
+            return summary
         if not opts.dry_run:
             lock_fd = state.acquire(opts.lock_timeout, stop)
             if lock_fd is None:
@@ -178,11 +181,15 @@ def _capped(details: list[str]) -> list[str]:
     return details[:MAX_DETAILS] + ["... and %d more" % (len(details) - MAX_DETAILS)]
 
 
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def _check_roots(source_real: str, dest_real: str, opts: Options) -> str:
+    if _inside(dest_real, source_real):
+        return "destination %s is inside the source %s" % (opts.dest, opts.source)
     if not os.path.isdir(source_real):
         return "source %s is not a directory" % opts.source
-    if dest_real == source_real or dest_real.startswith(source_real + os.sep):
-        return "destination %s is inside the source %s" % (opts.dest, opts.source)
     if not os.path.isdir(dest_real):
         if opts.dry_run:
             return "destination %s does not exist" % opts.dest

@@ -41,6 +41,12 @@ def test_hook_mode_always_exits_zero(dirs, args, capsys):
     assert capsys.readouterr().err
 
 
+def test_a_missing_course_is_logged_in_the_home(dirs):
+    assert main(["--source", "/nonexistent/course", "--dest", str(dirs["home"])]) == 0
+    log = read(dirs["home"], ".course-seeder/seeder.log").decode()
+    assert "status=error" in log and "/nonexistent/course is not a directory" in log
+
+
 def test_hook_mode_exits_zero_even_on_a_read_only_home(dirs):
     write_tree(dirs["course"], {"a.txt": "a"})
     if os.geteuid() == 0:
