@@ -20,7 +20,7 @@ import time
 from . import fsops, writes
 from . import manifest as manifest_io
 from .model import (
-    CHMOD, DEFAULT_ON_DELETED, DEFAULT_TIME_BUDGET, DIR, MKDIR, NOTE, OFFER, OUTCOMES, RECORD, REMOVE,
+    ABSENT, CHMOD, DEFAULT_ON_DELETED, DEFAULT_TIME_BUDGET, DIR, MKDIR, NOTE, OFFER, OUTCOMES, RECORD, REMOVE,
     RMDIR, WRITES,
     Action, CourseTree, HomeEntry, Manifest, Policy, Record, Seeded,
 )
@@ -30,6 +30,7 @@ from .scan import DEFAULT_EXCLUDES, scan_course
 from .state import StateFiles, temp_name
 
 DEFAULT_LOCK_TIMEOUT = 10.0
+JOURNALED = (CHMOD, REMOVE, MKDIR)  # besides the writes
 BATCH_FILES = 256
 BATCH_BYTES = 64 << 20
 MAX_DETAILS = 50
@@ -290,8 +291,14 @@ def _recover(opts: Options, dest: fsops.Root, state: StateFiles, manifest: Manif
     pending = state.read_pending()
     if pending is None:
         return True
-    run_id, dirs, seeded, offered, chmods = pending
+    run_id, dirs, seeded, offered, chmods, removed, made = pending
     summary.temp_cleaned += state.remove_temps(dest, run_id, dirs)
+    for path in removed:
+        if dest.lstat(path).kind == ABSENT:
+            manifest.records.pop(path, None)  # withdrawn and removed: not a deletion by the student
+    for d in made:
+        if dest.probe(d)[0] == DIR:
+            manifest.dirs.add(d)
     for path, sha, mode, src_size, src_mtime_ns in seeded:
         got, entry = dest.hash_file(path)
         if got == sha:
@@ -353,8 +360,9 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
                new: Manifest, stop: Stopper, summary: Summary, known_sha) -> None:
     hook = opts.hook
     to_write = [a for a in actions if a.op in WRITES]
-    # Writes and mode changes are journaled (a killed run's are then recognised); without a journal, neither.
-    journaled = bool(to_write) or any(a.op == CHMOD for a in actions)
+    # Every change to the home is journaled first, so one the manifest could not record (a kill, a full disk)
+    # is recognised next time; without a journal (a disk too full for even that), nothing is changed.
+    journaled = bool(to_write) or any(a.op in JOURNALED for a in actions)
     run_id = _run_id()
     if journaled:
         try:
@@ -380,7 +388,7 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
             if action.op != RECORD and action.outcome:
                 summary.counts["deferred"] += 1
             continue
-        if action.op in WRITES or action.op == CHMOD:
+        if action.op in WRITES or action.op in JOURNALED:
             if not journaled:
                 summary.counts["deferred"] += 1
                 continue
@@ -409,6 +417,12 @@ def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: State
     if batch:
         _flush(batch, opts, state, new, stop, summary)
         dest.pinned -= len(batch)
+    created = [d for d in dest.created if d in course.dirs]
+    if created and journaled:
+        try:
+            state.append_pending("mkdir", created)
+        except OSError:
+            pass  # only means an empty directory may stay behind if the course withdraws it
     if opts.durable:
         for reldir in touched_dirs:
             kind, fd = dest.probe(reldir)
@@ -447,8 +461,10 @@ def _simple(action: Action, dest: fsops.Root, state: StateFiles, new: Manifest, 
         parent, _, name = action.path.rpartition("/")
         kind, fd = dest.probe(parent)
         assert action.expect is not None
-        if op == CHMOD:
-            state.append_pending("chmod", [[action.path, action.mode]])  # before: a kill must not hide it
+        if op == CHMOD:  # journaled before: a kill or a full disk must not hide it
+            state.append_pending("chmod", [[action.path, action.mode]])
+        else:
+            state.append_pending("removed", [action.path])
         if kind == DIR and op == REMOVE and fsops.remove_if_same(fd, name, action.expect, hook):
             _set(new, action.path, None)
             summary.count(action)
@@ -459,6 +475,7 @@ def _simple(action: Action, dest: fsops.Root, state: StateFiles, new: Manifest, 
             summary.counts["kept"] += 1
             summary.details.append("kept     %s  (changed while the seeder ran)" % action.path)
     elif op == MKDIR:
+        state.append_pending("mkdir", [action.path])
         dest.ensure_dir(action.path, dir_mode)
         new.dirs.add(action.path)
         summary.dirs_created += 1

@@ -27,6 +27,7 @@ O_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | O_CLOEXEC
 CHUNK = 1 << 20
 MAX_OPEN_DIRS = 256
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_NOT_NAMES = ("", ".", "..")
 # link() is not offered everywhere (some FUSE and SMB mounts); then we fall back to check-then-rename.
 _NO_LINK = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK, errno.EXDEV)
 
@@ -101,6 +102,8 @@ class Root:
         if kind is not None and kind != DIR:
             return kind, -1
         parent, _, name = reldir.rpartition("/")
+        if name in _NOT_NAMES:
+            return BLOCKED, -1  # "..", "." or "": never a way out of the root (paths can come from a manifest)
         pkind, pfd = self.probe(parent)
         if pkind != DIR:
             kind = ABSENT if pkind == ABSENT else BLOCKED
@@ -181,6 +184,8 @@ class Root:
     def lstat(self, relpath: str) -> HomeEntry:
         parent, _, name = relpath.rpartition("/")
         kind, fd = self.probe(parent)
+        if name in _NOT_NAMES:
+            return HOME_BLOCKED
         if kind != DIR:
             return HOME_ABSENT if kind == ABSENT else HOME_BLOCKED
         self._op("stat", relpath)
@@ -196,6 +201,9 @@ class Root:
         by_parent: dict[str, list[tuple[str, str]]] = {}
         for p in paths:
             parent, _, name = p.rpartition("/")
+            if name in _NOT_NAMES:
+                out[p] = HOME_BLOCKED
+                continue
             by_parent.setdefault(parent, []).append((p, name))
         hook, stat = self.hook, os.stat
         for parent in sorted(by_parent):
@@ -222,6 +230,8 @@ class Root:
         """sha256 of a regular file below the root, and its stat as read (None if it cannot be read)."""
         parent, _, name = relpath.rpartition("/")
         kind, dfd = self.probe(parent)
+        if name in _NOT_NAMES:
+            return None, HOME_BLOCKED
         if kind != DIR:
             return None, HOME_ABSENT if kind == ABSENT else HOME_BLOCKED
         self._op("open", relpath)

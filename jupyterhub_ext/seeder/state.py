@@ -201,6 +201,7 @@ class StateFiles:
     #   {"seeded": [[path, sha256, mode, src_size, src_mtime_ns], ...]}   before these files get their names
     #   {"offered": [[path, sha256, beside_name], ...]}                     after these were placed
     #   {"chmod": [[path, mode], ...]}                                       before these modes change
+    #   {"removed": [path, ...]}, {"mkdir": [dir, ...]}                      before these go / after these came
     # After a kill, the next run removes the temporary files and, for each intent, adopts the file only if
     # its content hashes to the recorded sha256: what the killed run placed is then known to be ours.
 
@@ -234,8 +235,9 @@ class StateFiles:
             os.close(self._pending_fd)
             self._pending_fd = -1
 
-    def read_pending(self) -> tuple[str, list[str], list[list], list[list], list[list]] | None:
-        """(run id, directories, seeded, offered and chmod intents) of a run that did not finish, or None."""
+    def read_pending(self) -> tuple[str, list[str], list[list], list[list], list[list], list[str], list[str]] | None:
+        """(run id, directories, and the seeded, offered, chmod, removed, mkdir intents) of a run that did not
+        finish, or None."""
         try:
             dfd = self.pending.dir_fd(create=False)
             fd = os.open(self.pending.name, fsops.O_READ_FLAGS, dir_fd=dfd)
@@ -250,7 +252,7 @@ class StateFiles:
                 chunks.append(chunk)
         finally:
             os.close(fd)
-        run_id, dirs, seeded, offered, chmods = "", [], [], [], []
+        run_id, dirs, seeded, offered, chmods, removed, made = "", [], [], [], [], [], []
         for number, line in enumerate(b"".join(chunks).splitlines()):
             try:
                 item = json.loads(line.decode("ascii"))
@@ -260,9 +262,11 @@ class StateFiles:
                     seeded += [i for i in item.get("seeded", []) if _intent(i, (str, str, int, int, int))]
                     offered += [i for i in item.get("offered", []) if _intent(i, (str, str, str))]
                     chmods += [i for i in item.get("chmod", []) if _intent(i, (str, int))]
+                    removed += [i for i in item.get("removed", []) if isinstance(i, str)]
+                    made += [i for i in item.get("mkdir", []) if isinstance(i, str)]
             except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
                 continue  # a line cut short by the kill
-        return run_id, dirs, seeded, offered, chmods
+        return run_id, dirs, seeded, offered, chmods, removed, made
 
     def clear_pending(self) -> None:
         self.close_pending()

@@ -326,3 +326,19 @@ def test_sigterm_stops_cleanly(fast_tmp):
     assert "asked to stop" in read(home, ".course-seeder/seeder.log").decode()
 
 
+
+
+def test_a_doctored_journal_cannot_reach_outside_the_home(dirs):
+    """The journal (like the manifest) lives in the student's home: paths in it never leave the home."""
+    course, home, outside = dirs["course"], dirs["home"], dirs["outside"]
+    write_tree(course, {"a.txt": "a"})
+    seed(course, home)
+    write_tree(outside, {".~sdx-1.tmp": "not ours"})
+    journal = os.path.join(str(home), ".course-seeder", "manifest.json.pending")
+    with open(journal, "w") as f:
+        f.write('{"run": "x", "dirs": ["..", "../outside", "a/../.."]}\n')
+        f.write('{"removed": ["../outside/secret.txt", "a.txt/.."], "mkdir": ["../x"]}\n')
+        f.write('{"seeded": [["../outside/secret.txt", "%s", 420, 1, 1]]}\n' % ("0" * 64))
+    assert seed(course, home).status == "ok"
+    assert sorted(os.listdir(outside)) == [".~sdx-1.tmp", "secret.txt"]
+    assert read(home, "a.txt") == b"a" and not os.path.exists(journal)

@@ -298,6 +298,11 @@ FOUND = [
     ({"x.txt": (b"", 0o644), "y.ipynb": (b"", 0o644), "z": (b"", 0o644)},
      [("course", ("chmod", "z", 0o755)), ("seed", ("full", 0)), ("student", ("symlink", "x.txt")),
       ("course", ("chmod", "z", 0o644))], "restore"),
+    # a withdrawn file removed while the disk was full, unrecorded: re-added, it looked deleted by the student
+    ({"x.txt": (b"", 0o644), "y.ipynb": (b"", 0o644), "z": (b"", 0o644), "a/x.txt": (b"", 0o644),
+      "a/y.ipynb": (b"", 0o644)},
+     [("course", ("remove", "a/y.ipynb")), ("seed", ("full", 0)), ("student", ("mkdir", "c/y.ipynb")),
+      ("course", ("put", "a/y.ipynb", b"", 0o644))], "respect"),
     # adopting a file the student had chmodded recorded the student's mode as the course's
     ({"x.txt": (b"", 0o644)}, [("student", ("edit", "x.txt", b"")), ("student", ("chmod", "x.txt", 0o755))],
      "restore"),
