@@ -30,7 +30,7 @@ from .scan import DEFAULT_EXCLUDES, scan_course
 from .state import StateFiles, temp_name
 
 DEFAULT_LOCK_TIMEOUT = 10.0
-JOURNALED = (CHMOD, REMOVE, MKDIR)  # besides the writes
+JOURNALED = (CHMOD, REMOVE, MKDIR, RMDIR)  # besides the writes
 BATCH_FILES = 256
 BATCH_BYTES = 64 << 20
 MAX_DETAILS = 50
@@ -291,7 +291,7 @@ def _recover(opts: Options, dest: fsops.Root, state: StateFiles, manifest: Manif
     pending = state.read_pending()
     if pending is None:
         return True
-    run_id, dirs, seeded, offered, chmods, removed, made = pending
+    run_id, dirs, seeded, offered, chmods, removed, made, unmade = pending
     summary.temp_cleaned += state.remove_temps(dest, run_id, dirs)
     for path in removed:
         if dest.lstat(path).kind == ABSENT:
@@ -299,6 +299,9 @@ def _recover(opts: Options, dest: fsops.Root, state: StateFiles, manifest: Manif
     for d in made:
         if dest.probe(d)[0] == DIR:
             manifest.dirs.add(d)
+    for d in unmade:
+        if dest.probe(d)[0] == ABSENT:
+            manifest.dirs.discard(d)
     for path, sha, mode, src_size, src_mtime_ns in seeded:
         got, entry = dest.hash_file(path)
         if got == sha:
@@ -480,6 +483,7 @@ def _simple(action: Action, dest: fsops.Root, state: StateFiles, new: Manifest, 
         new.dirs.add(action.path)
         summary.dirs_created += 1
     elif op == RMDIR:
+        state.append_pending("rmdir", [action.path])
         if dest.rmdir(action.path):
             summary.dirs_removed += 1
         new.dirs.discard(action.path)

@@ -201,7 +201,7 @@ class StateFiles:
     #   {"seeded": [[path, sha256, mode, src_size, src_mtime_ns], ...]}   before these files get their names
     #   {"offered": [[path, sha256, beside_name], ...]}                     after these were placed
     #   {"chmod": [[path, mode], ...]}                                       before these modes change
-    #   {"removed": [path, ...]}, {"mkdir": [dir, ...]}                      before these go / after these came
+    #   {"removed": [path, ...]}, {"mkdir": [dir, ...]}, {"rmdir": [dir, ...]}   before each such change
     # After a kill, the next run removes the temporary files and, for each intent, adopts the file only if
     # its content hashes to the recorded sha256: what the killed run placed is then known to be ours.
 
@@ -235,9 +235,9 @@ class StateFiles:
             os.close(self._pending_fd)
             self._pending_fd = -1
 
-    def read_pending(self) -> tuple[str, list[str], list[list], list[list], list[list], list[str], list[str]] | None:
-        """(run id, directories, and the seeded, offered, chmod, removed, mkdir intents) of a run that did not
-        finish, or None."""
+    def read_pending(self) -> tuple | None:
+        """(run id, directories, and the seeded, offered, chmod, removed, mkdir, rmdir intents) of a run that
+        did not finish, or None."""
         try:
             dfd = self.pending.dir_fd(create=False)
             fd = os.open(self.pending.name, fsops.O_READ_FLAGS, dir_fd=dfd)
@@ -252,7 +252,7 @@ class StateFiles:
                 chunks.append(chunk)
         finally:
             os.close(fd)
-        run_id, dirs, seeded, offered, chmods, removed, made = "", [], [], [], [], [], []
+        run_id, dirs, seeded, offered, chmods, removed, made, unmade = "", [], [], [], [], [], [], []
         for number, line in enumerate(b"".join(chunks).splitlines()):
             try:
                 item = json.loads(line.decode("ascii"))
@@ -264,9 +264,10 @@ class StateFiles:
                     chmods += [i for i in item.get("chmod", []) if _intent(i, (str, int))]
                     removed += [i for i in item.get("removed", []) if isinstance(i, str)]
                     made += [i for i in item.get("mkdir", []) if isinstance(i, str)]
+                    unmade += [i for i in item.get("rmdir", []) if isinstance(i, str)]
             except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
                 continue  # a line cut short by the kill
-        return run_id, dirs, seeded, offered, chmods, removed, made
+        return run_id, dirs, seeded, offered, chmods, removed, made, unmade
 
     def clear_pending(self) -> None:
         self.close_pending()

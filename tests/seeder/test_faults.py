@@ -342,3 +342,30 @@ def test_a_doctored_journal_cannot_reach_outside_the_home(dirs):
     assert seed(course, home).status == "ok"
     assert sorted(os.listdir(outside)) == [".~sdx-1.tmp", "secret.txt"]
     assert read(home, "a.txt") == b"a" and not os.path.exists(journal)
+
+
+def test_changes_made_when_the_manifest_cannot_be_saved_are_recognised(fast_tmp):
+    """A removal, an rmdir and a mode change done while the manifest could not be saved (a full disk, the
+    manifest's own write failing) are recovered from the journal: with `respect`, the course file re-added
+    later is not mistaken for one the student deleted."""
+    course, home = os.path.join(fast_tmp, "course"), os.path.join(fast_tmp, "home")
+    write_tree(course, {"a.txt": "a", "gone.txt": "g", "empty/.keep": "k", "run.sh": ("x", 0o644)})
+    os.unlink(os.path.join(course, "empty", ".keep"))
+    assert seed(course, home, on_deleted="respect").status == "ok"
+    os.unlink(os.path.join(course, "gone.txt"))
+    os.rmdir(os.path.join(course, "empty"))
+    os.chmod(os.path.join(course, "run.sh"), 0o755)
+
+    def manifest_write_fails(op: str, path: str) -> None:
+        if op == "create" and path.endswith("-0.tmp"):  # the manifest's temporary file
+            raise OSError(28, "No space left on device", path)
+
+    summary = seed(course, home, on_deleted="respect", hook=manifest_write_fails)
+    assert summary.status == "disk-full" and not summary.manifest_written
+    assert not os.path.exists(os.path.join(home, "gone.txt")) and not os.path.exists(os.path.join(home, "empty"))
+    write_tree(course, {"gone.txt": "g"})  # the course brings them back
+    os.mkdir(os.path.join(course, "empty"))
+    os.chmod(os.path.join(course, "run.sh"), 0o644)
+    assert seed(course, home, on_deleted="respect").status == "ok"
+    assert read(home, "gone.txt") == b"g" and os.path.isdir(os.path.join(home, "empty"))
+    assert os.stat(os.path.join(home, "run.sh")).st_mode & 0o777 == 0o644
