@@ -261,3 +261,13 @@ def test_without_mount_namespaces_paths_are_relocated(tmp_path):
         assert log.strip() == os.path.realpath(c.claim_dir(NS, "home"))  # the working dir is the volume
         with open(os.path.join(c.claim_dir(NS, "home"), "note")) as f:
             assert f.read() == "hi\n"
+
+
+def test_karpenter_removes_nodes_left_empty():
+    pool = NodePool("burst", "m6i.large", delay=0.1, consolidate_after=0.5)
+    with EmulatedCluster(pools=[pool], namespaces=(NS,), scheduler_retry=0.3) as c:
+        name = make_pod(c, ["sleep", "60"])
+        pod = c.wait_for_pod(NS, name, timeout=15)
+        assert c.nodes("burst")[0]["metadata"]["name"] == pod["spec"]["nodeName"]
+        c.delete("pods", name, NS, grace_period_seconds=0)
+        c.wait_for(lambda: c.nodes("burst") == [], timeout=10, what="the empty node consolidated")
