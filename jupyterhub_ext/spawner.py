@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import json
@@ -16,6 +17,7 @@ from traitlets.config import Config
 from .catalog import kubespawner as ks
 from .course import CourseMixin
 from .errors import ConfigError
+from .pending import timeout_message
 from .profiles import CatalogMixin
 from .storage import StorageMixin
 
@@ -158,6 +160,44 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
     def _restore_base_values(self) -> None:
         for name, value in self._base_values.items():
             setattr(self, name, copy.deepcopy(value))
+
+    # -- the start -----------------------------------------------------------------------------------
+
+    def start(self):
+        """KubeSpawner's start, ended just before JupyterHub's own ``start_timeout`` with the reason.
+
+        JupyterHub times a start out with an empty error ("Spawn failed: "): the scheduler's reason was only in
+        the progress events. Here the start gets a slightly shorter deadline and, when it passes, fails with
+        what the pod is waiting for (``jupyterhub_ext.pending``). JupyterHub still stops the server as for any
+        failed start, so nothing is left behind.
+        """
+        self._start_future = asyncio.ensure_future(self._start_explained())
+        return self._start_future
+
+    def _start_deadline(self) -> float:
+        timeout = float(self.start_timeout)
+        return max(timeout - min(5.0, max(0.5, 0.1 * timeout)), 0.5 * timeout)
+
+    async def _start_explained(self):
+        task = asyncio.ensure_future(self._start())
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self._start_deadline())
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done:
+            return task.result()
+        task.cancel()
+        await asyncio.wait({task})
+        reflector = getattr(self, "pod_reflector", None)
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector is not None else None
+        try:
+            events = list(self.events)
+        except Exception:  # the events reflector is optional (events_enabled) and only informative here
+            events = []
+        message = timeout_message(self.start_timeout, pod, events)
+        self.log.warning("Start of %s gave up: %s", self._log_name, message)
+        raise TimeoutError(message)
 
     # -- start-up check ------------------------------------------------------------------------------
 

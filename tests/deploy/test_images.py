@@ -4,6 +4,7 @@ requirements without changing a pin, and the user image's seeder and course mate
 from __future__ import annotations
 
 import configparser
+import hashlib
 import json
 import os
 import re
@@ -310,7 +311,7 @@ def test_the_build_time_seeder_check_passes(image_root, tmp_path):
     """The RUN step that dry-runs the seeder over /opt/course while building the image, replayed here."""
     (run,) = [args for word, args in instructions(SINGLEUSER) if word == "RUN" and "jupyterhub_ext.seeder" in args]
     steps = [step.strip() for step in run.split("&&")]
-    (check,) = [s for s in steps if "-m jupyterhub_ext.seeder" in s]
+    (check,) = [s for s in steps if "-m jupyterhub_ext.seeder" in s and "--check" in s]
     args = shlex.split(check.split("-m jupyterhub_ext.seeder", 1)[1].split(">", 1)[0])
     dest = args[args.index("--dest") + 1]
     assert f"mkdir -p {dest}" in steps[:steps.index(check)], "the dry run needs its destination to exist"
@@ -320,6 +321,32 @@ def test_the_build_time_seeder_check_passes(image_root, tmp_path):
     proc = _run_seeder(image_root, *mapped)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "status=ok" in proc.stdout and "errors=0" in proc.stdout
+
+
+def test_the_build_writes_the_course_index_before_the_check(image_root, tmp_path):
+    """The image records the course's hashes (so a cold start copies in-kernel), and the check runs after it."""
+    (run,) = [args for word, args in instructions(SINGLEUSER) if word == "RUN" and "jupyterhub_ext.seeder" in args]
+    steps = [step.strip() for step in run.split("&&")]
+    seeder_steps = [s for s in steps if "-m jupyterhub_ext.seeder" in s]
+    (index,) = [s for s in seeder_steps if "--write-index" in s]
+    assert seeder_steps.index(index) < seeder_steps.index(next(s for s in seeder_steps if "--check" in s))
+    args = shlex.split(index.split("-m jupyterhub_ext.seeder", 1)[1])
+    source = args[args.index("--source") + 1]
+    assert source == "/opt/course"
+    proc = _run_seeder(image_root, *[str(image_root / a.lstrip("/")) if a.startswith("/opt/") else a for a in args])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    written = json.loads((image_root / "opt/course/.course-seeder-index.json").read_text())
+    course = sorted(p.relative_to(COURSE).as_posix() for p in COURSE.rglob("*") if p.is_file())
+    assert sorted(written["files"]) == course
+    for rel, (size, _mtime, sha) in written["files"].items():
+        data = (COURSE / rel).read_bytes()
+        assert size == len(data) and sha == hashlib.sha256(data).hexdigest()
+    # the index is never seeded into a home
+    home = tmp_path / "home"
+    home.mkdir()
+    assert _run_seeder(image_root, "--source", str(image_root / "opt/course"), "--dest", str(home)).returncode == 0
+    assert not (home / ".course-seeder-index.json").exists()
+    assert (home / "week1" / "01-weather-with-python.ipynb").exists()
 
 
 def test_the_course_notebook_is_valid_and_runs(tmp_path):
