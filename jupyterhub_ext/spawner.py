@@ -11,6 +11,7 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader
 from kubespawner import KubeSpawner
+from kubernetes_asyncio.client.rest import ApiException
 from traitlets import default
 from traitlets.config import Config
 
@@ -20,6 +21,9 @@ from .errors import ConfigError
 from .pending import timeout_message
 from .profiles import CatalogMixin
 from .storage import StorageMixin
+
+# answers to a delete that say "try again", not "no": retried within k8s_api_request_retry_timeout
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 @functools.lru_cache(maxsize=8)
@@ -198,6 +202,40 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
         message = timeout_message(self.start_timeout, pod, events)
         self.log.warning("Start of %s gave up: %s", self._log_name, message)
         raise TimeoutError(message)
+
+    # -- deletes that survive a hiccup --------------------------------------------------------------
+
+    async def _make_delete_pod_request(self, pod_name, delete_options, grace_seconds, request_timeout):
+        """KubeSpawner's pod delete, with a transient API error retried instead of raised.
+
+        KubeSpawner retries a delete that times out but raises on any error status, so one 500 while a server
+        stops ends the stop, JupyterHub records the server as stopped, and the pod keeps running (and holding
+        its GPU) until the user's next start. Here 429 and 5xx answers are retried like a timeout, within
+        ``k8s_api_request_retry_timeout``; other errors (403, ...) still fail the stop at once.
+        """
+        try:
+            return await super()._make_delete_pod_request(pod_name, delete_options, grace_seconds, request_timeout)
+        except ApiException as e:
+            if e.status not in TRANSIENT_STATUSES:
+                raise
+            self.log.warning("Deleting pod %s/%s answered %s %s; retrying", self.namespace, pod_name, e.status,
+                             e.reason)
+            return False
+
+    async def _make_delete_pvc_request(self, pvc_name, request_timeout):
+        """KubeSpawner's claim delete (when a user is deleted), with 429 and 5xx answers retried as above.
+
+        JupyterHub deletes the user even when ``delete_forever`` fails, so a claim whose delete was refused once
+        would stay behind, owned by nobody.
+        """
+        try:
+            return await super()._make_delete_pvc_request(pvc_name, request_timeout)
+        except ApiException as e:
+            if e.status not in TRANSIENT_STATUSES:
+                raise
+            self.log.warning("Deleting claim %s/%s answered %s %s; retrying", self.namespace, pvc_name, e.status,
+                             e.reason)
+            return False
 
     # -- start-up check ------------------------------------------------------------------------------
 

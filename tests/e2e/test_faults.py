@@ -219,30 +219,55 @@ def test_pod_delete_timeout_on_stop_is_retried(cluster, hub, username):
     assert_hub_healthy(hub)
 
 
-@pytest.mark.xfail(strict=True, reason="KubeSpawner 7 does not retry a refused pod delete: JupyterHub records the "
-                                       "server as stopped and the pod keeps running until the user's next start")
 def test_pod_delete_error_on_stop_leaves_no_orphan(cluster, hub, username):
+    """One refused delete (500) while stopping: ProfilesKubeSpawner retries it (vanilla KubeSpawner 7 raises,
+    JupyterHub records the server as stopped and the pod keeps running)."""
     hub.start(username, timeout=60)
     fault = cluster.faults.add("delete", "pods", times=1, status=500, name=pod(username), namespace=NAMESPACE)
     hub.api("DELETE", f"/users/{username}/server")
     cluster.wait_for(lambda: fault.hits == 1, timeout=30, what="the delete to be refused")
-    time.sleep(2)
+    cluster.wait_for(lambda: not (hub.server_model(username) or {}).get("pending"), timeout=30,
+                     what="the stop to finish")
     assert_hub_healthy(hub)
     try:
+        assert_no_pod(cluster, username)
+        assert cluster.processes(NAMESPACE, pod(username)) == []
         assert_consistent(hub, cluster, username)
     finally:
         if cluster.find("pods", pod(username), NAMESPACE):
             cluster.delete("pods", pod(username), NAMESPACE, grace_period_seconds=0)
 
 
-def test_pod_delete_error_on_stop_is_repaired_by_next_start(cluster, hub, username):
-    """What happens today with vanilla KubeSpawner (see the xfail above): the leftover pod is replaced by
-    the next start, so the user is never stuck."""
+def test_pod_delete_forbidden_on_stop_is_not_retried(cluster, hub, username):
+    """A refusal that waiting cannot fix (403) ends the stop at once, as in KubeSpawner: retried only 429/5xx."""
+    hub.start(username, timeout=60)
+    fault = cluster.faults.add("delete", "pods", times=None, status=403, name=pod(username), namespace=NAMESPACE)
+    try:
+        hub.api("DELETE", f"/users/{username}/server")
+        cluster.wait_for(lambda: not (hub.server_model(username) or {}).get("pending"), timeout=30,
+                         what="the stop to end")
+        assert fault.hits == 1
+        assert_hub_healthy(hub)
+    finally:
+        cluster.faults.remove(fault)
+        if cluster.find("pods", pod(username), NAMESPACE):
+            cluster.delete("pods", pod(username), NAMESPACE, grace_period_seconds=0)
+
+
+def test_pod_delete_failing_past_the_retries_is_repaired_by_next_start(cluster, hub, username):
+    """Deletes refused for longer than k8s_api_request_retry_timeout: the stop gives up and JupyterHub records
+    the server as stopped with the pod still there (as upstream); the next start replaces the leftover pod,
+    so the user is never stuck."""
     hub.start(username, timeout=60)
     first_uid = cluster.get("pods", pod(username), NAMESPACE)["metadata"]["uid"]
-    cluster.faults.add("delete", "pods", times=1, status=500, name=pod(username), namespace=NAMESPACE)
-    hub.api("DELETE", f"/users/{username}/server")
-    cluster.wait_for(lambda: not (hub.server_model(username) or {}).get("pending"), timeout=30)
+    fault = cluster.faults.add("delete", "pods", times=None, status=503, name=pod(username), namespace=NAMESPACE)
+    try:
+        hub.api("DELETE", f"/users/{username}/server")
+        cluster.wait_for(lambda: not (hub.server_model(username) or {}).get("pending"), timeout=60,
+                         what="the stop to give up")
+        assert fault.hits > 1  # retried
+    finally:
+        cluster.faults.remove(fault)
     assert_hub_healthy(hub)
     hub.start(username, timeout=90)
     pods = cluster.list("pods", NAMESPACE, label_selector=f"hub.jupyter.org/username={username}")
@@ -251,9 +276,9 @@ def test_pod_delete_error_on_stop_is_repaired_by_next_start(cluster, hub, userna
     assert_no_pod(cluster, username)
 
 
-@pytest.mark.xfail(strict=True, reason="KubeSpawner 7's delete_forever does not retry a refused PVC delete and "
-                                       "JupyterHub deletes the user anyway: the claim stays, owned by nobody")
 def test_pvc_delete_error_on_user_deletion_leaves_no_orphan(cluster, hub, username):
+    """One refused claim delete (500) while the user is deleted: retried (vanilla KubeSpawner 7 gives up and
+    JupyterHub deletes the user anyway, leaving the claim owned by nobody)."""
     hub.start(username, timeout=60)
     hub.stop_server(username)
     fault = cluster.faults.add("delete", "persistentvolumeclaims", times=1, status=500, name=claim(username),

@@ -24,6 +24,31 @@ import sys
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 
 
+CLONE_NEWNS, CLONE_NEWUTS = 0x00020000, 0x04000000  # os.CLONE_* from Python 3.12 on
+
+
+def _libc_call(name, *args):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if getattr(libc, name)(*args) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def unshare(flags):
+    """os.unshare (Python 3.12+), or libc's on older Pythons (the 3.11 environment runs the harness too)."""
+    if hasattr(os, "unshare"):
+        os.unshare(flags)
+    else:
+        _libc_call("unshare", flags)
+
+
+def setns(fd, nstype):
+    if hasattr(os, "setns"):
+        os.setns(fd, nstype)
+    else:
+        _libc_call("setns", fd, nstype)
+
+
 class StartError(Exception):
     def __init__(self, reason, message):
         super().__init__(message)
@@ -68,7 +93,7 @@ def setup_namespaces(spec):
     """Build the container's root: an overlay of the host's root filesystem (the "image") whose writable
     layer is a tmpfs (the container layer, gone with the container), the kernel filesystems bound in, the
     volumes bound at their mount paths, then chroot into it."""
-    os.unshare(os.CLONE_NEWNS | os.CLONE_NEWUTS)
+    unshare(CLONE_NEWNS | CLONE_NEWUTS)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     if spec.get("hostname"):
         socket.sethostname(spec["hostname"][:63])
@@ -131,7 +156,7 @@ def join_namespace(pid):
         fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
     except OSError as e:
         raise StartError("ContainerNotRunning", f"container process {pid} is gone: {e.strerror}") from None
-    os.setns(fd, os.CLONE_NEWNS)
+    setns(fd, CLONE_NEWNS)
     os.close(fd)
     os.chroot(f"/proc/{pid}/root")  # the container's root, not the namespace's
     os.chdir("/")

@@ -98,11 +98,14 @@ def probe_isolation() -> str:
     """'namespaces' when this process may create mount namespaces (root with CAP_SYS_ADMIN), else 'none'."""
     global _ISOLATION
     if _ISOLATION is None:
-        if os.geteuid() != 0 or not hasattr(os, "unshare"):
+        if os.geteuid() != 0:
             _ISOLATION = "none"
         else:
             import subprocess
-            probe = subprocess.run([sys.executable, "-I", "-S", "-c", "import os; os.unshare(os.CLONE_NEWNS)"],
+            # libc's unshare, so Pythons without os.unshare (3.11) isolate too; container_init.py does the same
+            code = ("import ctypes; libc = ctypes.CDLL(None, use_errno=True); "
+                    "raise SystemExit(0 if libc.unshare(0x00020000) == 0 else 1)")
+            probe = subprocess.run([sys.executable, "-I", "-S", "-c", code],
                                    capture_output=True, timeout=30)
             _ISOLATION = "namespaces" if probe.returncode == 0 else "none"
     return _ISOLATION
@@ -792,7 +795,7 @@ class Kubelet:
         if hook and not c.init:
             ok, detail = await self._run_hook(rt, c, hook)
             if not ok:
-                self._event(rt, "Warning", "FailedPostStartHook", "PostStartHook failed", c)
+                self._event(rt, "Warning", "FailedPostStartHook", detail or "PostStartHook failed", c)
                 self._event(rt, "Normal", "Killing", "FailedPostStartHook", c)
                 await self._kill(c, grace=float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
                 code = exit_code(c.proc.returncode if c.proc and c.proc.returncode is not None else -9)
