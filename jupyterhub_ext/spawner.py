@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import uuid
 import functools
 import json
 from collections import OrderedDict
@@ -24,6 +25,8 @@ from .storage import StorageMixin
 
 # answers to a delete that say "try again", not "no": retried within k8s_api_request_retry_timeout
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# on every pod: which start made it, so a retried create can recognise the pod its own lost request made
+START_ANNOTATION = "jupyterhub-ext/start"
 
 
 @functools.lru_cache(maxsize=8)
@@ -175,6 +178,8 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
         what the pod is waiting for (``jupyterhub_ext.pending``). JupyterHub still stops the server as for any
         failed start, so nothing is left behind.
         """
+        self._start_token = uuid.uuid4().hex
+        self._create_attempted = False
         self._start_future = asyncio.ensure_future(self._start_explained())
         return self._start_future
 
@@ -202,6 +207,59 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
         message = timeout_message(self.start_timeout, pod, events)
         self.log.warning("Start of %s gave up: %s", self._log_name, message)
         raise TimeoutError(message)
+
+    # -- a create whose answer was lost --------------------------------------------------------------
+
+    async def get_pod_manifest(self):
+        pod = await super().get_pod_manifest()
+        token = getattr(self, "_start_token", None)
+        if token:
+            pod.metadata.annotations = {**(pod.metadata.annotations or {}), START_ANNOTATION: token}
+        return pod
+
+    async def _make_create_pod_request(self, pod, request_timeout):
+        """KubeSpawner's pod create, made safe to retry.
+
+        When a create times out on the hub's side the API server usually made the pod anyway; KubeSpawner's
+        retry then meets 409, deletes that pod (waiting for it to go), and creates it again, and on a busy hub
+        that cycle can eat the whole retry budget ("Could not create pod", seen with 300 users starting at
+        once). Before a retry this looks for the pod first: if it carries this start's annotation, the lost
+        create succeeded and the start goes on with it. A pod from anything else still gets KubeSpawner's
+        treatment (409, delete, create again).
+        """
+        if self._create_attempted:
+            mine = await self._pod_is_from_this_start(pod.metadata.name, request_timeout)
+            if mine is None:
+                return False  # could not tell: try again later
+            if mine:
+                self.log.info("Pod %s/%s from this start's earlier create exists; using it", self.namespace,
+                              pod.metadata.name)
+                return True
+        self._create_attempted = True
+        return await super()._make_create_pod_request(pod, request_timeout)
+
+    async def _pod_is_from_this_start(self, pod_name: str, request_timeout: float) -> bool | None:
+        token = getattr(self, "_start_token", None)
+        if not token:
+            return False
+        reflector = getattr(self, "pod_reflector", None)
+        seen = reflector.pods.get(f"{self.namespace}/{pod_name}") if reflector is not None else None
+        meta = (seen or {}).get("metadata") or {}
+        if (meta.get("annotations") or {}).get(START_ANNOTATION) == token and not meta.get("deletionTimestamp"):
+            return True
+        try:
+            existing = await asyncio.wait_for(self.api.read_namespaced_pod(pod_name, self.namespace),
+                                              request_timeout)
+        except asyncio.TimeoutError:
+            return None
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            if e.status in TRANSIENT_STATUSES:
+                return None
+            raise
+        return ((existing.metadata.annotations or {}).get(START_ANNOTATION) == token
+                and existing.metadata.deletion_timestamp is None)
 
     # -- deletes that survive a hiccup --------------------------------------------------------------
 
