@@ -260,6 +260,9 @@ def run_round(cluster, pods: PodTimes, kind: str, round_no: int, users: int, tim
         "post_answer_s": summary(answered),
         "request_to_pod_created_s": summary(to_pod),
         "request_to_ready_s": summary(to_ready),
+        # every request, a failed one counted as never ready (nearest rank; None where it falls on a failure):
+        # the percentiles above drop failed spawns, which flatters a spawner with many of them
+        "request_to_ready_all_s": {"p50": rank_or_none(to_ready, users, 50), "p95": rank_or_none(to_ready, users, 95)},
         "hub_logged_spawn_s": summary(hub_took),
         "k8s_requests": len(recs),
         "k8s_requests_per_spawn": len(recs) / users,
@@ -276,6 +279,21 @@ def run_round(cluster, pods: PodTimes, kind: str, round_no: int, users: int, tim
         "orphan_pod_examples": orphans[:5],
         "pod_sample": pod_sample,
     }
+
+
+def _no_slower(ours: float | None, vanilla: float | None) -> bool:
+    """ours <= 1.05 x vanilla, where None means never (some spawns failed at that rank)."""
+    if ours is None:
+        return False
+    return vanilla is None or ours <= TARGET_TIME_RATIO * vanilla
+
+
+def rank_or_none(values: list[float], total: int, q: float) -> float | None:
+    """The q-th percentile (nearest rank) of ``total`` requests of which only ``values`` finished; None when
+    that rank falls among the ones that never did."""
+    k = max(1, math.ceil(q / 100 * total))
+    data = sorted(values)
+    return data[k - 1] if k <= len(data) else None
 
 
 def pod_differences(a: dict | None, b: dict | None) -> list[str]:
@@ -320,12 +338,18 @@ def aggregate(rounds: list[dict], kind: str) -> dict:
         vals = [r[key][stat] for r in mine if r[key][stat] is not None]
         return sum(vals) / len(vals) if vals else None
 
+    def pooled_all(stat):  # None (never ready) in any round makes the mean "never" too
+        vals = [r["request_to_ready_all_s"][stat] for r in mine]
+        return None if not vals or any(v is None for v in vals) else sum(vals) / len(vals)
+
     return {
         "rounds": len(mine),
         "request_to_pod_created_p50_s": pooled("request_to_pod_created_s", "p50"),
         "request_to_pod_created_p95_s": pooled("request_to_pod_created_s", "p95"),
         "request_to_ready_p50_s": pooled("request_to_ready_s", "p50"),
         "request_to_ready_p95_s": pooled("request_to_ready_s", "p95"),
+        "request_to_ready_all_p50_s": pooled_all("p50"),
+        "request_to_ready_all_p95_s": pooled_all("p95"),
         "hub_logged_spawn_p50_s": pooled("hub_logged_spawn_s", "p50"),
         "hub_logged_spawn_p95_s": pooled("hub_logged_spawn_s", "p95"),
         "k8s_requests_per_spawn": sum(r["k8s_requests_per_spawn"] for r in mine) / len(mine),
@@ -468,13 +492,15 @@ def main() -> None:
     o, v = agg["ours"], agg["vanilla"]
     ratios = {k: ratio(o[k], v[k]) for k in ("request_to_pod_created_p50_s", "request_to_pod_created_p95_s",
                                              "request_to_ready_p50_s", "request_to_ready_p95_s",
+                                             "request_to_ready_all_p50_s", "request_to_ready_all_p95_s",
                                              "hub_logged_spawn_p50_s", "hub_logged_spawn_p95_s",
                                              "k8s_requests_per_spawn", "hub_cpu_seconds")}
     targets = {
-        "hub_time_ratio_le_1.05": all(ratios[k] is not None and ratios[k] <= TARGET_TIME_RATIO for k in
-                                      ("request_to_pod_created_p50_s", "request_to_ready_p50_s")),
+        # hub-side time to a ready server over every request (a failed spawn counts as never ready), p50 and p95
+        "hub_time_ratio_le_1.05": all(_no_slower(o[k], v[k]) for k in
+                                      ("request_to_ready_all_p50_s", "request_to_ready_all_p95_s")),
         "requests_per_spawn_le_vanilla": o["k8s_requests_per_spawn"] <= v["k8s_requests_per_spawn"],
-        "zero_failures": o["failures"] == 0 and v["failures"] == 0,
+        "zero_failures": o["failures"] == 0,  # ours; vanilla's are reported beside it
     }
     results = {"order": order, "aggregate": agg, "ratios_ours_over_vanilla": ratios, "targets": targets,
                "pod_differences": pod_differences(samples.get("ours"), samples.get("vanilla")), "rounds": rounds}
@@ -486,6 +512,8 @@ def main() -> None:
                               ("request -> pod created p95 (s)", "request_to_pod_created_p95_s", 1),
                               ("request -> ready p50 (s)", "request_to_ready_p50_s", 1),
                               ("request -> ready p95 (s)", "request_to_ready_p95_s", 1),
+                              ("ready p50, all requests (s)", "request_to_ready_all_p50_s", 1),
+                              ("ready p95, all requests (s)", "request_to_ready_all_p95_s", 1),
                               ("hub-logged spawn p50 (s)", "hub_logged_spawn_p50_s", 1),
                               ("hub-logged spawn p95 (s)", "hub_logged_spawn_p95_s", 1),
                               ("k8s API requests per spawn", "k8s_requests_per_spawn", 1),

@@ -69,10 +69,12 @@ def test_spawn_burst(outputs):
         agg = results["aggregate"][kind]
         assert agg["rounds"] == 1 and agg["failures"] == 0
         for key in ("request_to_pod_created_p50_s", "request_to_ready_p95_s", "hub_logged_spawn_p50_s",
-                    "k8s_requests_per_spawn", "hub_cpu_seconds", "hub_peak_rss_mib"):
+                    "request_to_ready_all_p50_s", "request_to_ready_all_p95_s", "k8s_requests_per_spawn", "hub_cpu_seconds", "hub_peak_rss_mib"):
             assert finite(agg[key]), (kind, key, agg[key])
     for r in results["rounds"]:
         assert r["users"] == 3 and r["request_to_ready_s"]["n"] == 3
+        # no failure: the all-requests percentiles are the same spawns' (nearest rank)
+        assert r["request_to_ready_all_s"]["p95"] == r["request_to_ready_s"]["max"]
         assert any(k.startswith("create pods") for k in r["k8s_requests_by_kind"])
     assert set(results["targets"]) == {"hub_time_ratio_le_1.05", "requests_per_spawn_le_vanilla", "zero_failures"}
     assert isinstance(results["pod_differences"], list)
@@ -97,3 +99,20 @@ def test_startup(outputs):
         r = results["by_config"][kind]
         assert r["seconds"]["n"] == 1 and finite(r["seconds"]["p50"]) and finite(r["hub_cpu_seconds"]["p50"])
     assert isinstance(results["extra_ms_p50"], float) and isinstance(results["target_met"], bool)
+
+
+def test_all_requests_percentile_counts_failures_as_never(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "spawn_burst.py"
+    monkeypatch.syspath_prepend(str(path.parent))  # the script imports its neighbour common.py
+    spec = importlib.util.spec_from_file_location("spawn_burst_for_test", path)
+    sb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sb)
+    done = [float(i) for i in range(1, 9)]  # 8 of 10 requests finished, in 1..8 s
+    assert sb.rank_or_none(done, 10, 50) == 5.0
+    assert sb.rank_or_none(done, 10, 80) == 8.0
+    assert sb.rank_or_none(done, 10, 95) is None  # the 10th request never finished
+    assert sb._no_slower(10.0, None) and not sb._no_slower(None, 10.0) and not sb._no_slower(None, None)
+    assert sb._no_slower(10.5, 10.0) and not sb._no_slower(10.6, 10.0)
