@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import glob
 import os
 import re
 import shutil
@@ -15,7 +17,6 @@ from jupyterhub_ext.seeder.__main__ import main
 
 from .conftest import read, write_tree
 
-PY38 = "/root/.pyenv/versions/3.8.18/bin/python3.8"
 SEEDER_DIR = os.path.dirname(os.path.abspath(__import__("jupyterhub_ext.seeder").seeder.__file__))
 
 
@@ -122,31 +123,74 @@ def test_student_modules_in_the_working_directory_do_not_shadow_the_stdlib(dirs)
     assert read(home, "a.txt") == b"a"
 
 
-@pytest.mark.skipif(not os.path.exists(PY38), reason="no Python 3.8 on this machine")
+def python38_candidates(path: str | None = None) -> list[str]:
+    """Where a Python 3.8 may be: $SEEDER_PYTHON38, python3.8 on PATH, pyenv's and uv's installs."""
+    found = [os.environ.get("SEEDER_PYTHON38", ""), shutil.which("python3.8", path=path) or ""]
+    roots = [os.environ.get("PYENV_ROOT", ""), os.path.expanduser("~/.pyenv")]
+    for root in filter(None, roots):
+        found += sorted(glob.glob(os.path.join(root, "versions", "3.8*", "bin", "python3.8")), reverse=True)
+    found += sorted(glob.glob(os.path.expanduser("~/.local/share/uv/python/cpython-3.8*/bin/python3.8")),
+                    reverse=True)
+    found += ["/usr/local/bin/python3.8", "/usr/bin/python3.8"]
+    return list(dict.fromkeys(p for p in found if p))
+
+
+def is_python38(exe: str) -> bool:
+    # Run it: a pyenv shim on PATH exists even when no 3.8 is selected, and then fails.
+    try:
+        out = subprocess.run([exe, "-I", "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
+                             text=True, timeout=30)
+    except OSError:
+        return False
+    return out.returncode == 0 and out.stdout.strip() == "(3, 8)"
+
+
+@functools.lru_cache(maxsize=None)
+def python38() -> str | None:
+    return next((exe for exe in python38_candidates() if is_python38(exe)), None)
+
+
+def test_python38_lookup_skips_what_is_not_a_working_38(tmp_path):
+    """A shim that fails (pyenv's, with no 3.8 selected) or a python3.8 that is another version is passed over."""
+    shim = tmp_path / "python3.8"
+    shim.write_text("#!/bin/sh\necho 'pyenv: python3.8: command not found' >&2\nexit 127\n")
+    shim.chmod(0o755)
+    assert str(shim) in python38_candidates(path=str(tmp_path))
+    assert not is_python38(str(shim))
+    shim.write_text("#!/bin/sh\nexec %s \"$@\"\n" % sys.executable)  # the running Python, not 3.8
+    assert not is_python38(str(shim)) or sys.version_info[:2] == (3, 8)
+    assert not is_python38(str(tmp_path / "missing"))
+
+
 def test_the_package_alone_on_python38(dirs):
     """Copied alone into an image (no jupyterhub, no traitlets, no rest of jupyterhub_ext), on Python 3.8."""
+    py38 = python38()
+    if py38 is None:
+        pytest.skip("no working Python 3.8 found (tried $SEEDER_PYTHON38, python3.8 on PATH, pyenv and uv "
+                    "installs: %s); the seeder must run on 3.8, so install one to run this test"
+                    % ", ".join(python38_candidates()))
     site = dirs["outside"] / "site"
     shutil.copytree(SEEDER_DIR, str(site / "seeder"), ignore=shutil.ignore_patterns("__pycache__"))
     course, home = dirs["course"], dirs["home"]
     many = {"unit%d/f%03d.txt" % (i % 5, i): "x" * i for i in range(300)}  # enough for parallel copies
     write_tree(course, dict(many, **{"lab.ipynb": "v1", "bin/run.sh": ("#!/bin/sh\n", 0o755)}))
     args = ["--source", str(course), "--dest", str(home), "--jobs", "2"]
-    result = run_module(args, python=PY38, pythonpath=str(site), module="seeder")
+    result = run_module(args, python=py38, pythonpath=str(site), module="seeder")
     assert result.returncode == 0 and "status=ok added=302" in result.stdout, result.stdout + result.stderr
     write_tree(home, {"lab.ipynb": "mine"})
     write_tree(course, {"lab.ipynb": "v2", "unit0/f000.txt": "changed"})
-    result = run_module(args, python=PY38, pythonpath=str(site), module="seeder")
+    result = run_module(args, python=py38, pythonpath=str(site), module="seeder")
     assert "updated=1 restored=0 offered=1" in result.stdout, result.stdout + result.stderr
-    result = run_module(args + ["--fsync"], python=PY38, pythonpath=str(site), module="seeder")
+    result = run_module(args + ["--fsync"], python=py38, pythonpath=str(site), module="seeder")
     assert "written=0" in result.stdout and read(home, "unit0/f000.txt") == b"changed"
     # Nothing outside the package and the standard library is imported.
     probe = ("import sys, seeder.__main__, seeder.apply; "
              "bad = [m for m in sys.modules if m.split('.')[0] in "
              "('jupyterhub', 'jupyterhub_ext', 'traitlets', 'tornado', 'yaml')]; print(bad)")
-    out = subprocess.run([PY38, "-c", probe], env=dict(os.environ, PYTHONPATH=str(site)), capture_output=True,
+    out = subprocess.run([py38, "-c", probe], env=dict(os.environ, PYTHONPATH=str(site)), capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "[]"
-    compiled = subprocess.run([PY38, "-m", "compileall", "-q", str(site / "seeder")], capture_output=True)
+    compiled = subprocess.run([py38, "-m", "compileall", "-q", str(site / "seeder")], capture_output=True)
     assert compiled.returncode == 0, compiled.stdout
 
 
