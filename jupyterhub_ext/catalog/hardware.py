@@ -18,6 +18,7 @@ NVIDIA_GPU = "nvidia.com/gpu"
 NVIDIA_GPU_SHARED = "nvidia.com/gpu.shared"
 NEURON_DEVICE = "aws.amazon.com/neuron"
 NEURON_CORE = "aws.amazon.com/neuroncore"
+MIG_PREFIX = "nvidia.com/mig-"
 
 KINDS = ("cpu", "gpu", "gpu-timeslice", "mig", "trainium", "inferentia")
 
@@ -73,6 +74,16 @@ class Hardware:
     @property
     def accelerator(self) -> str | None:
         return self.extended[0][0] if self.extended else None
+
+
+def check_mig_profile(name: str, settings: Settings, path: str) -> None:
+    """``name`` (``1g.5gb``, without ``nvidia.com/mig-``) must be an A100/H100/H200 profile or admitted."""
+    if name in KNOWN_MIG_PROFILES or name in settings.extra_mig_profiles:
+        return
+    shape = "" if _MIG_SHAPE.fullmatch(name) else " (MIG profiles look like '<g>g.<memory>gb')"
+    raise ConfigError(path, f"unknown MIG profile {name!r}{shape}; A100/H100/H200 profiles are "
+                            f"{', '.join(sorted(KNOWN_MIG_PROFILES))}; admit others with "
+                            f"ProfilesKubeSpawner.extra_mig_profiles")
 
 
 def toleration_for(key: str) -> dict:
@@ -145,16 +156,9 @@ def parse_hardware(node: r.Node, settings: Settings) -> Hardware:
         extended.append((resource, 1))  # one replica of a shared GPU
     elif kind == "mig":
         name = node.get("mig_profile", r.nonempty_string, required=True)
-        if name.startswith("nvidia.com/mig-"):
-            name = name[len("nvidia.com/mig-"):]
-        allowed = KNOWN_MIG_PROFILES | settings.extra_mig_profiles
-        if name not in allowed:
-            shape = "" if _MIG_SHAPE.fullmatch(name) else " (MIG profiles look like '<g>g.<memory>gb')"
-            raise ConfigError(node.at("mig_profile"),
-                              f"unknown MIG profile {name!r}{shape}; A100/H100/H200 profiles are "
-                              f"{', '.join(sorted(KNOWN_MIG_PROFILES))}; admit others with "
-                              f"ProfilesKubeSpawner.extra_mig_profiles")
-        extended.append((f"nvidia.com/mig-{name}", node.get("count", r.positive_int, 1)))
+        name = name.removeprefix(MIG_PREFIX)
+        check_mig_profile(name, settings, node.at("mig_profile"))
+        extended.append((f"{MIG_PREFIX}{name}", node.get("count", r.positive_int, 1)))
     elif kind in ("trainium", "inferentia"):
         if node.has("devices") and node.has("cores"):
             raise ConfigError(node.at("cores"), "set either devices (aws.amazon.com/neuron) or cores "

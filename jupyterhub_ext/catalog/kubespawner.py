@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from ..errors import ConfigError
 from .access import Selection, View
-from .hardware import Range
+from .hardware import MIG_PREFIX, Range, Settings, check_mig_profile
 from .model import Catalog, merge_range
 from .reader import snake_case
 
@@ -40,8 +40,12 @@ def kubespawner_traits() -> Mapping[str, Any]:
     return KubeSpawner.class_traits(config=True)
 
 
-def check_override(override: Mapping[str, Any], path: str, validate=None) -> None:
-    """Every key must be a real, configurable KubeSpawner trait (upstream silently ignores typos)."""
+def check_override(override: Mapping[str, Any], path: str, validate=None,
+                   settings: Settings = Settings(), *, applied_alone: bool = True) -> None:
+    """Every key must be a real, configurable KubeSpawner trait (upstream silently ignores typos).
+
+    ``applied_alone=False`` (a choice's override, applied over its profile's) leaves the request == limit check
+    to the combination."""
     traits = kubespawner_traits()
     for key, value in override.items():
         at = f"{path}.{key}"
@@ -54,7 +58,7 @@ def check_override(override: Mapping[str, Any], path: str, validate=None) -> Non
                 validate(key, value)
             except Exception as e:  # a TraitError, or whatever the trait's validator raises
                 raise ConfigError(at, f"not a valid value for KubeSpawner.{key}: {e}") from None
-    _check_extended(override, path)
+    _check_extended(override, path, settings, pairs=applied_alone)
 
 
 def _unknown_trait(key: str, traits: Iterable[str]) -> str:
@@ -66,23 +70,51 @@ def _unknown_trait(key: str, traits: Iterable[str]) -> str:
     return f"{key!r} is not a configurable KubeSpawner setting{hint}"
 
 
-def _check_extended(override: Mapping[str, Any], path: str) -> None:
+def _is_extended(name: str) -> bool:
+    # extended resources are fully qualified names outside the kubernetes.io domain (GPUs, MIG, Neuron)
+    domain = name.split("/", 1)[0] if "/" in name else ""
+    return bool(domain) and domain != "kubernetes.io" and not domain.endswith(".kubernetes.io")
+
+
+def _check_extended(override: Mapping[str, Any], path: str, settings: Settings, *, pairs: bool = True) -> None:
+    """Extended resources in a raw override get the checks a hardware kind gets: a known MIG profile, a
+    whole count, and a limit equal to any request (Kubernetes rejects the pod otherwise)."""
     guarantees = override.get("extra_resource_guarantees") or {}
     limits = override.get("extra_resource_limits") or {}
+    for field in ("extra_resource_limits", "extra_resource_guarantees"):
+        values = override.get(field) or {}
+        if not isinstance(values, Mapping):
+            continue  # the trait's own validation names the type
+        for name, value in values.items():
+            name = str(name)
+            if not _is_extended(name):
+                continue
+            at = f"{path}.{field}.{name}"
+            if name.startswith(MIG_PREFIX):
+                check_mig_profile(name[len(MIG_PREFIX):], settings, at)
+            if isinstance(value, bool) or not str(value).isdigit() or int(str(value)) < 1:
+                raise ConfigError(at, f"an extended resource is counted in whole devices: expected a positive "
+                                      f"integer, got {value!r}")
+    if not pairs:
+        return
     for name, value in guarantees.items():
-        if "/" in str(name) and str(limits.get(name)) != str(value):
+        if _is_extended(str(name)) and str(limits.get(name)) != str(value):
             raise ConfigError(f"{path}.extra_resource_guarantees.{name}",
                               "an extended resource needs a limit equal to its request (Kubernetes rejects "
                               "the pod otherwise); use a hardware kind, or set extra_resource_limits too")
 
 
 def check_catalog(catalog: Catalog, path: str, validate=None) -> None:
+    """Check every raw override, a choice's as it is applied: over its profile's (``overrides`` below)."""
+    settings = catalog.settings
     for i, profile in enumerate(catalog.profiles):
-        check_override(profile.kubespawner_override, f"{path}[{i}].kubespawner_override", validate)
+        check_override(profile.kubespawner_override, f"{path}[{i}].kubespawner_override", validate, settings)
         for j, option in enumerate(profile.options):
             for k, choice in enumerate(option.choices):
-                check_override(choice.kubespawner_override,
-                               f"{path}[{i}].options[{j}].choices[{k}].kubespawner_override", validate)
+                at = f"{path}[{i}].options[{j}].choices[{k}].kubespawner_override"
+                check_override(choice.kubespawner_override, at, validate, settings, applied_alone=False)
+                # a request in one and its limit in the other only meet at start: check what is applied
+                _check_extended({**profile.kubespawner_override, **choice.kubespawner_override}, at, settings)
 
 
 # -- the form ----------------------------------------------------------------------------------------

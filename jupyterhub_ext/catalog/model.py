@@ -112,6 +112,7 @@ class Profile:
 @dataclass(frozen=True, eq=False)  # identity hash: parsed once, cached, used as a cache key for views
 class Catalog:
     profiles: tuple[Profile, ...]
+    settings: Settings = Settings()  # what it was parsed with: later checks (raw overrides) use the same
 
     def profile(self, slug: str) -> Profile | None:
         return next((p for p in self.profiles if p.slug == slug), None)
@@ -244,4 +245,4 @@ def parse_catalog(data: object, settings: Settings = Settings(), path: str = "pr
     profiles = tuple(parse_profile(r.Node(item, f"{path}[{i}]"), settings) for i, item in enumerate(data))
     _unique([(f"{path}[{i}].slug", p.slug) for i, p in enumerate(profiles)], "profile")
     _single_default([f"{path}[{i}].default" for i, p in enumerate(profiles) if p.default], "profile")
-    return Catalog(profiles)
+    return Catalog(profiles, settings)

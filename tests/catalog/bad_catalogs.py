@@ -52,6 +52,20 @@ CASES = [
      f"{P}[0].options[0].free_text.pattern", "needs a pattern"),
     ("two-defaults", [good(default=True), good(slug="cpu2", default=True)], f"{P}[1].default",
      "two profiles are marked default"),
+    ("override-unknown-mig", [good(kubespawner_override={"extra_resource_limits": {"nvidia.com/mig-9g.99gb": 1}})],
+     f"{P}[0].kubespawner_override.extra_resource_limits.nvidia.com/mig-9g.99gb", "unknown MIG profile '9g.99gb'"),
+    ("override-mig-request-above-limit", [good(kubespawner_override={
+        "extra_resource_limits": {"nvidia.com/mig-1g.5gb": 1}, "extra_resource_guarantees": {"nvidia.com/mig-1g.5gb": 2}})],
+     f"{P}[0].kubespawner_override.extra_resource_guarantees.nvidia.com/mig-1g.5gb", "needs a limit equal"),
+    ("override-fractional-gpu", [good(kubespawner_override={"extra_resource_limits": {"nvidia.com/gpu": "0.5"}})],
+     f"{P}[0].kubespawner_override.extra_resource_limits.nvidia.com/gpu", "whole devices"),
+    ("choice-override-request-without-profile-limit", [good(
+        kubespawner_override={"extra_resource_limits": {"nvidia.com/gpu": 1}},
+        options=[{"slug": "gpus", "display_name": "GPUs", "choices": [
+            {"slug": "two", "display_name": "Two", "kubespawner_override": {
+                "extra_resource_guarantees": {"nvidia.com/gpu": 2}}}]}])],
+     f"{P}[0].options[0].choices[0].kubespawner_override.extra_resource_guarantees.nvidia.com/gpu",
+     "needs a limit equal"),
     ("override-typo", [good(kubespawner_override={"mem_limt": "1G"})], f"{P}[0].kubespawner_override.mem_limt",
      "did you mean 'mem_limit'"),
     ("override-camel", [good(kubespawner_override={"lifecycleHooks": {}})],

@@ -81,6 +81,30 @@ def test_timeslice_resource_setting_and_extra_mig_profiles():
     assert catalog.profiles[1].hardware.extended == (("nvidia.com/mig-1g.6gb", 1),)
 
 
+def test_extended_resources_in_raw_overrides():
+    mig = {"extra_resource_limits": {"nvidia.com/mig-1g.6gb": 1}, "extra_resource_guarantees": {"nvidia.com/mig-1g.6gb": "1"}}
+    # a MIG name the hardware kind would refuse is refused in a raw override too, and admitted the same way
+    with pytest.raises(ConfigError, match=r"unknown MIG profile '1g\.6gb'") as info:
+        parse_and_check([good(kubespawner_override=mig)])
+    assert info.value.path == f"{P}[0].kubespawner_override.extra_resource_limits.nvidia.com/mig-1g.6gb"
+    catalog = parse_and_check([good(kubespawner_override=mig)], Settings(extra_mig_profiles=frozenset({"1g.6gb"})))
+    assert catalog.profiles[0].kubespawner_override == mig
+    # known names, a limit alone (Kubernetes takes it as the request too), and non-extended resources pass
+    parse_and_check([good(kubespawner_override={"extra_resource_limits": {"nvidia.com/mig-3g.71gb": 2,
+                                                                          "nvidia.com/gpu": "1",
+                                                                          "ephemeral-storage": "10Gi"}})])
+    # a choice's request meets its profile's limit: equal passes, different is refused at the choice
+    def with_choice(count):
+        return [good(kubespawner_override={"extra_resource_limits": {"nvidia.com/gpu": 1}},
+                     options=[{"slug": "g", "display_name": "G", "choices": [{"slug": "one", "display_name": "One",
+                               "kubespawner_override": {"extra_resource_guarantees": {"nvidia.com/gpu": count}}}]}])]
+    parse_and_check(with_choice(1))
+    with pytest.raises(ConfigError, match="needs a limit equal") as info:
+        parse_and_check(with_choice(2))
+    assert info.value.path == (f"{P}[0].options[0].choices[0].kubespawner_override"
+                               ".extra_resource_guarantees.nvidia.com/gpu")
+
+
 def test_own_toleration_is_kept_and_not_duplicated():
     tol = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}
     profile = parse_and_check([good(hardware=hw(kind="gpu", tolerations=[tol]))]).profiles[0]
