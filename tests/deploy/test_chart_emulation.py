@@ -60,3 +60,37 @@ def test_dict_form_extra_volumes_get_their_names():
                                            "extraVolumeMounts": {"data": {"mountPath": "/data"}}}}})
     assert resolved(c.KubeSpawner.volumes) == [{"name": "data", "emptyDir": {}}]
     assert resolved(c.KubeSpawner.volume_mounts) == [{"name": "data", "mountPath": "/data"}]
+
+
+def test_the_metadata_block_is_the_charts_command_for_the_configured_address():
+    c = config({"singleuser": {"cloudMetadata": {"blockWithIptables": True, "ip": "169.254.170.2"}}})
+    (block,) = resolved(c.KubeSpawner.init_containers)
+    assert block.command == ["iptables", "--append", "OUTPUT", "--protocol", "tcp", "--destination",
+                             "169.254.170.2", "--destination-port", "80", "--jump", "DROP"]
+    assert block.image == "quay.io/jupyterhub/k8s-network-tools:4.4.0"
+    assert block.security_context.run_as_user == 0 and block.security_context.capabilities.add == ["NET_ADMIN"]
+
+
+def test_common_labels_and_the_culler_role_are_the_4x_ones():
+    c = config({"cull": {"enabled": True, "users": True}})
+    assert c.KubeSpawner.common_labels == {
+        "app.kubernetes.io/name": "jupyterhub", "app": "jupyterhub", "app.kubernetes.io/instance": "jupyterhub",
+        "release": "jupyterhub", "helm.sh/chart": "jupyterhub-4.4.0", "chart": "jupyterhub-4.4.0",
+        "app.kubernetes.io/managed-by": "kubespawner"}
+    (culler,) = c.JupyterHub.services
+    assert "--cull-users" in culler["command"] and "--url=http://localhost:8081/hub/api" in culler["command"]
+    (role,) = c.JupyterHub.load_roles
+    assert role["services"] == ["jupyterhub-idle-culler"] and "admin:users" in role["scopes"]
+
+
+async def test_default_dynamic_storage_mounts_the_claim_kubespawner_makes():
+    """4.4.0 leaves pvcNameTemplate null (KubeSpawner's default) and mounts ``{pvc_name}``."""
+    from kubespawner import KubeSpawner
+
+    spawner = KubeSpawner(config=config({}), _mock=True)
+    pod = spawner.api.api_client.sanitize_for_serialization(await spawner.get_pod_manifest())
+    pvc = spawner.get_pvc_manifest()
+    (volume,) = [v for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
+    assert volume["persistentVolumeClaim"]["claimName"] == pvc.metadata.name
+    assert pvc.metadata.name.startswith("claim-")
+    assert pvc.spec.resources.requests == {"storage": "10Gi"}

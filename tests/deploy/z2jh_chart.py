@@ -11,6 +11,16 @@
   set of Kubernetes Secrets, failing like the kubelet does when a required Secret or key is missing.
 
 Only the JupyterHub/proxy wiring that needs a cluster (service hosts, ports, db) is left out.
+
+``chart_config`` follows the chart's ``jupyterhub/files/hub/jupyterhub_config.py`` (4.4.0) statement by
+statement for: the ``hub.*`` -> JupyterHub traits, ``singleuser.*`` -> KubeSpawner traits (incl.
+allowPrivilegeEscalation, image, pull secrets), scheduling (user scheduler, priority, matchNodePurpose,
+tolerations), storage (dynamic/static, extraFiles, extraVolumes), the culler service and its role,
+``hub.services``/``hub.loadRoles``, ``singleuser.cmd``/``defaultUrl``, the block-cloud-metadata init container
+(command, image, securityContext, resources), debug, the generated secrets, ``hub.config`` and
+``hub.extraConfig``. Names (user-scheduler, priority, image-pull-secret, singleuser) assume no
+``fullnameOverride``/``nameOverride``. It is a copy by hand: when the chart version in helm/ and images/hub changes, compare it
+with that release's file again and update it (CHART_VERSION below).
 """
 
 from __future__ import annotations
@@ -162,6 +172,12 @@ def environ(env: Mapping[str, str]) -> Iterator[None]:
 
 # -- the chart's jupyterhub_config.py ---------------------------------------------------------------------
 
+def block_cloud_metadata_command(ip: str) -> list[str]:
+    """The chart's block-cloud-metadata init container command (singleuser.cloudMetadata.blockWithIptables)."""
+    return ["iptables", "--append", "OUTPUT", "--protocol", "tcp", "--destination", ip,
+            "--destination-port", "80", "--jump", "DROP"]
+
+
 def _camel(s: str) -> str:
     return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), s)
 
@@ -191,6 +207,8 @@ class Chart:
         }
         if key in generated:
             return generated[key]
+        if re.fullmatch(r"hub\.services\.[^.]+\.apiToken", key) and self.get_config(key) is None:
+            return "c" * 64  # the chart generates a token for every hub.services entry without one
         value = self.get_config(key)
         if value is None:
             if default != "__no_default__":
@@ -228,8 +246,13 @@ def chart_config(values: dict) -> Config:
                   "shutdown_on_logout", "template_paths", "template_vars"):
         chart.set_if_not_none(c.JupyterHub, trait, "hub." + _camel(trait))
 
-    c.KubeSpawner.common_labels = {"app": "jupyterhub", "heritage": "jupyterhub",
-                                   "chart": f"jupyterhub-{CHART_VERSION}", "release": RELEASE}
+    # 4.x: the app.kubernetes.io/* labels beside the old app/release/chart ones (kept until z2jh 5)
+    name = get_config("nameOverride") or get_config("Chart.Name", "jupyterhub")
+    chart_label = f'{get_config("Chart.Name")}-{get_config("Chart.Version").replace("+", "_")}'
+    c.KubeSpawner.common_labels = {"app.kubernetes.io/name": name, "app": name,
+                                   "app.kubernetes.io/instance": RELEASE, "release": RELEASE,
+                                   "helm.sh/chart": chart_label, "chart": chart_label,
+                                   "app.kubernetes.io/managed-by": "kubespawner"}
     c.KubeSpawner.namespace = NAMESPACE
     chart.set_if_not_none(c.Spawner, "consecutive_failure_limit", "hub.consecutiveFailureLimit")
 
@@ -288,16 +311,18 @@ def chart_config(values: dict) -> Config:
     storage_type = get_config("singleuser.storage.type")
     if storage_type == "dynamic":
         pvc_name_template = get_config("singleuser.storage.dynamic.pvcNameTemplate")
-        c.KubeSpawner.pvc_name_template = pvc_name_template
+        if pvc_name_template:  # 4.x: null keeps KubeSpawner's own default
+            c.KubeSpawner.pvc_name_template = pvc_name_template
         volume_name_template = get_config("singleuser.storage.dynamic.volumeNameTemplate")
         c.KubeSpawner.storage_pvc_ensure = True
         chart.set_if_not_none(c.KubeSpawner, "storage_class", "singleuser.storage.dynamic.storageClass")
         chart.set_if_not_none(c.KubeSpawner, "storage_access_modes", "singleuser.storage.dynamic.storageAccessModes")
         chart.set_if_not_none(c.KubeSpawner, "storage_capacity", "singleuser.storage.capacity")
         c.KubeSpawner.volumes = [{"name": volume_name_template,
-                                  "persistentVolumeClaim": {"claimName": pvc_name_template}}]
+                                  "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
         c.KubeSpawner.volume_mounts = [{"mountPath": get_config("singleuser.storage.homeMountPath"),
-                                        "name": volume_name_template}]
+                                        "name": volume_name_template,
+                                        "subPath": get_config("singleuser.storage.dynamic.subPath")}]
     elif storage_type == "static":
         c.KubeSpawner.volumes = [{"name": "home",
                                   "persistentVolumeClaim": {"claimName": get_config("singleuser.storage.static.pvcName")}}]
@@ -316,21 +341,31 @@ def chart_config(values: dict) -> Config:
     c.JupyterHub.services = []
     c.JupyterHub.load_roles = []
     if get_config("cull.enabled", False):
-        cmd = ["python3", "-m", "jupyterhub_idle_culler", "--url=http://localhost:8081/hub/api"]
+        # the culler's permissions are scoped to what it needs (admin:users only with --cull-users)
+        role = {"name": "jupyterhub-idle-culler", "services": ["jupyterhub-idle-culler"],
+                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]}
+        base_url = get_config("hub.baseUrl") or "/"
+        cmd = ["python3", "-m", "jupyterhub_idle_culler",
+               "--url=http://localhost:8081" + base_url.rstrip("/") + "/hub/api"]
         for flag, key in (("timeout", "cull.timeout"), ("cull-every", "cull.every"),
-                          ("concurrency", "cull.concurrency"), ("max-age", "cull.maxAge")):
+                          ("concurrency", "cull.concurrency")):
             if get_config(key):
                 cmd.append(f"--{flag}={get_config(key)}")
         if get_config("cull.users"):
             cmd.append("--cull-users")
+            role["scopes"].append("admin:users")
         if not get_config("cull.adminUsers"):
             cmd.append("--cull-admin-users=false")
         if get_config("cull.removeNamedServers"):
             cmd.append("--remove-named-servers")
+        if get_config("cull.maxAge"):
+            cmd.append(f'--max-age={get_config("cull.maxAge")}')
         c.JupyterHub.services.append({"name": "jupyterhub-idle-culler", "command": cmd})
+        c.JupyterHub.load_roles.append(role)
     for key, service in (get_config("hub.services", {}) or {}).items():
         service.setdefault("name", key)
         service.pop("apiToken", None)
+        service["api_token"] = chart.get_secret_value(f"hub.services.{key}.apiToken")
         c.JupyterHub.services.append(service)
     for key, role in (get_config("hub.loadRoles", {}) or {}).items():
         role.setdefault("name", key)
@@ -342,12 +377,14 @@ def chart_config(values: dict) -> Config:
         c.Spawner.cmd = cmd
     chart.set_if_not_none(c.Spawner, "default_url", "singleuser.defaultUrl")
 
+    # As the chart's file (3.x/4.x): a V1Container object, not a dict; ip read without a default (the
+    # schema requires it); only TCP to port 80 of that address dropped.
     cloud_metadata = get_config("singleuser.cloudMetadata", {}) or {}
-    if cloud_metadata.get("blockWithIptables") is True:
+    if cloud_metadata.get("blockWithIptables") == True:  # noqa: E712 - the chart's own test
         c.KubeSpawner.init_containers.append(client.V1Container(
             name="block-cloud-metadata",
             image=f'{get_config("singleuser.networkTools.image.name")}:{get_config("singleuser.networkTools.image.tag")}',
-            command=["iptables", "-A", "OUTPUT", "-d", cloud_metadata.get("ip", "169.254.169.254"), "-j", "DROP"],
+            command=block_cloud_metadata_command(cloud_metadata["ip"]),
             security_context=client.V1SecurityContext(
                 privileged=True, run_as_user=0, capabilities=client.V1Capabilities(add=["NET_ADMIN"])),
             resources=get_config("singleuser.networkTools.resources"),
