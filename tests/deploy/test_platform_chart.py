@@ -102,6 +102,49 @@ def test_efs_volumes_are_pinned_pairs_on_their_own_access_points(platform_object
     assert len(handles) == 2, "homes and shared must be different access points"
 
 
+HOMES_AP = "fsap-0123456789abcdef0"  # the example values' homes access point
+
+
+# The shared volume must never show the homes (a public blueprint mounts the EFS root as "shared"): each values
+# file below would, and helm must refuse it naming the key.
+@pytest.mark.parametrize("efs, message", [
+    ({"shared": {"accessPointId": ""}},
+     "efs.shared.accessPointId is required (fsap-...): without an access point the shared volume is the EFS "
+     "file-system root"),
+    ({"shared": {"accessPointId": HOMES_AP}},
+     f'efs.shared.accessPointId "{HOMES_AP}" is also efs.home.accessPointId'),
+    ({"shared": {"rootDirectory": "/"}}, 'efs.shared.rootDirectory is "/"'),
+    ({"shared": {"rootDirectory": "/homes"}}, 'efs.shared.rootDirectory "/homes" is efs.home.rootDirectory'),
+    ({"home": {"rootDirectory": "/data/homes"}, "shared": {"rootDirectory": "/data"}},
+     'efs.shared.rootDirectory "/data" contains the homes (efs.home.rootDirectory "/data/homes")'),
+    ({"shared": {"rootDirectory": "/homes/shared"}},
+     'efs.shared.rootDirectory "/homes/shared" is inside the homes (efs.home.rootDirectory "/homes")'),
+    ({"home": {"rootDirectory": "/"}}, 'efs.home.rootDirectory is "/"'),
+    ({"shared": {"rootDirectory": "/homes/../x"}}, "efs.shared.rootDirectory: Does not match pattern"),
+    ({"shared": {"rootDirectory": None}}, "efs.shared: rootDirectory is required"),
+])
+def test_a_shared_volume_that_could_show_the_homes_is_refused(helm, tmp_path, efs, message):
+    values = tmp_path / "platform.yaml"
+    values.write_text(yaml.safe_dump({"efs": efs}))
+    proc = render_platform(helm, "-f", str(values), check=False)
+    assert proc.returncode != 0, f"helm accepted {efs}"
+    assert message in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("efs", [
+    {},                                                                      # the example: /homes and /shared
+    {"shared": {"rootDirectory": "/homes-shared"}},                          # a sibling sharing a prefix
+    {"home": {"rootDirectory": "/data/homes"}, "shared": {"rootDirectory": "/data/shared"}},
+    {"shared": {"enabled": False, "accessPointId": ""}},                    # no shared volume at all
+])
+def test_a_shared_volume_beside_the_homes_renders(helm, tmp_path, efs):
+    values = tmp_path / "platform.yaml"
+    values.write_text(yaml.safe_dump({"efs": efs}))
+    pvcs = by_kind(render_platform(helm, "-f", str(values)), "PersistentVolumeClaim")
+    assert set(pvcs) == ({"efs-home"} if efs.get("shared", {}).get("enabled") is False
+                         else {"efs-home", "efs-shared"})
+
+
 @pytest.mark.parametrize("name", [n for n in COMBINATIONS if n != "aks-classroom"])
 def test_the_hub_mounts_the_claims_and_classes_the_platform_makes(platform_objects, name):
     values = merged_values(COMBINATIONS[name])

@@ -92,10 +92,11 @@ def efs_objects(namespace: str, values: dict | None = None, fs_id: str = "fs-emu
     values = values if values is not None else load_values()
     efs = values["efs"]
     out = []
-    for what, root in (("home", "/homes"), ("shared", "/shared")):
+    for what in ("home", "shared"):
         v = efs.get(what) or {}
         if not v.get("enabled"):
             continue
+        root = v["rootDirectory"]  # the access point's root directory
         pv_name = f"{namespace}-{v['pvcName']}"
         ap = v.get("accessPointId") or f"fsap-{what}"
         out.append(("persistentvolumes", {

@@ -19,7 +19,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{- define "platform.efsVolumeHandle" -}}
 {{- $fs := required "efs.fileSystemId is required (fs-...): the EFS file system of the homes and shared volumes" .root.Values.efs.fileSystemId -}}
-{{- $ap := required (printf "efs.%s.accessPointId is required (fsap-...): see docs/deploy-eks.md" .what) .accessPointId -}}
+{{- $ap := required (printf "efs.%s.accessPointId is required (fsap-...): without an access point the volume is the whole file system (docs/deploy-eks.md)" .what) .accessPointId -}}
 {{- if not (regexMatch "^fs-[0-9a-f]{8,40}$" $fs) }}{{ fail (printf "efs.fileSystemId %q does not look like fs-0123456789abcdef0" $fs) }}{{ end -}}
 {{- if not (regexMatch "^fsap-[0-9a-f]{8,40}$" $ap) }}{{ fail (printf "efs.%s.accessPointId %q does not look like fsap-0123456789abcdef0" .what $ap) }}{{ end -}}
 {{- printf "%s::%s" $fs $ap -}}
