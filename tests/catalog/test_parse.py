@@ -1,6 +1,7 @@
 """Parsing the catalog: every documented mistake is refused with the exact path and a useful message."""
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,6 +13,8 @@ from jupyterhub_ext.errors import ConfigError
 from jupyterhub_ext.profiles import builtin_catalog_path
 
 from .bad_catalogs import CASES, P, good, hw
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def parse_and_check(data, settings=Settings()):
@@ -50,6 +53,19 @@ def test_shipped_catalog_parses_and_covers_every_kind():
     assert elyra.hardware.kind == "cpu"
     ts = catalog.profile("gpu-timeslice")
     assert "share" in ts.description and "memory" in ts.description
+
+
+def test_shipped_timeslice_description_is_true_of_its_pool():
+    with open(builtin_catalog_path("eks")) as f:
+        raw = next(p for p in yaml.safe_load(f)["profiles"] if p["slug"] == "gpu-timeslice")
+    description = raw["description"]  # as written in the file, before the parser adds anything
+    assert "share one physical GPU and its memory" in description and "not isolated" in description
+    assert parse_catalog([raw]).profiles[0].description == description  # nothing added twice
+    values = yaml.safe_load((ROOT / "helm" / "platform" / "values.yaml").read_text())
+    pool = values["karpenter"]["nodePools"][raw["hardware"]["node_pool"]]
+    families = next(r["values"] for r in pool["requirements"] if r["key"] == "karpenter.k8s.aws/instance-family")
+    named = set(re.findall(r"\b([GP][0-9]+[a-z]*)\b", description))  # EC2 GPU families: G5, G6e, P4d...
+    assert named == {f.upper() for f in families}, (named, families)
 
 
 @pytest.mark.parametrize("kind,extra,resource,count,taints", [
