@@ -16,7 +16,7 @@ from jupyterhub_ext.seeder import fsops
 from jupyterhub_ext.seeder.index import write_index
 
 from .conftest import (
-    Counter, DiskFullAfter, Kill, KillAt, read, seed, snapshot, temp_files, write_tree,
+    DATE, Counter, DiskFullAfter, Kill, KillAt, read, seed, snapshot, temp_files, write_tree,
 )
 
 BIG = bytes(range(256)) * 40  # 10 KiB: several chunks once CHUNK is made small
@@ -76,6 +76,24 @@ def check_safe(d: dict, *, killed: bool) -> None:
         assert temp_files(home) == []
 
 
+def check_nothing_removed(before: dict, after: dict, expected: dict) -> None:
+    """A run that hit a full disk, checked before anything runs again (a re-run would restore a wrongly
+    deleted course copy and hide it). ``before``/``after``: the home around that run; ``expected``: the home
+    after a complete run. Every entry present before is still there, with its bytes and mode, or as the
+    complete run leaves it (an untouched copy updated, a mode the course changed); the only ones allowed to be
+    gone are those the complete run removes too (withdrawn and byte-identical to what was seeded). Whatever is
+    new is exactly what the complete run puts there."""
+    for rel, was in before.items():
+        now = after.get(rel)
+        if rel in expected:
+            assert now is not None, "%s was removed by a run that hit a full disk" % rel
+            assert now in (was, expected[rel]), (rel, was[:2], now[:2])
+        else:
+            assert now in (None, was), (rel, was[:2], now and now[:2])
+    for rel in set(after) - set(before):
+        assert after[rel] == expected.get(rel), (rel, after[rel][:2])
+
+
 def reference(base: str, indexed: bool = False) -> dict:
     d = prepare(base, indexed)
     assert seed(d["course"], d["home"]).status == "ok"
@@ -129,9 +147,11 @@ def test_disk_full_at_every_write(fast_tmp, small_chunks, indexed):
     for n in range(writes):
         d = prepare(os.path.join(fast_tmp, "f%d" % n), indexed)
         manifest_before = read(d["home"], ".course-seeder/manifest.json")
+        before = snapshot(d["home"], skip_state=True)
         summary = seed(d["course"], d["home"], hook=DiskFullAfter(n))
         assert summary.status == "disk-full"
         check_safe(d, killed=False)  # no partial file, no temporary file, the student's bytes all there
+        check_nothing_removed(before, snapshot(d["home"], skip_state=True), expected)
         if not summary.manifest_written:
             assert read(d["home"], ".course-seeder/manifest.json") == manifest_before
         assert_finishes_like(d, expected)
@@ -139,7 +159,8 @@ def test_disk_full_at_every_write(fast_tmp, small_chunks, indexed):
 
 
 def test_full_tmpfs(tmp_path):
-    """A real full filesystem: a 1 MiB tmpfs (we are root in this environment; skipped where mount fails)."""
+    """A real full filesystem: a 1 MiB tmpfs (we are root in this environment; skipped where mount fails).
+    A home seeded earlier, then used; the course update does not fit. Nothing that was there is lost."""
     mnt = tmp_path / "small"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
@@ -148,25 +169,40 @@ def test_full_tmpfs(tmp_path):
     try:
         course, home = tmp_path / "course", mnt / "home"
         home.mkdir()
-        write_tree(home, {"my-work.ipynb": b"w" * 100_000})
+        v1 = {"README.md": "readme v1", "lab.ipynb": "lab v1", "data/small.csv": "a,b\n1,2\n",
+              "withdrawn.txt": "old", "run.sh": ("echo\n", 0o644)}
+        write_tree(course, v1)
+        assert seed(course, home).status == "ok"
+        write_tree(home, {"my-work.ipynb": b"w" * 100_000, "lab.ipynb": "lab v1 + my answers"})
         big = {"data%d.bin" % i: os.urandom(300_000) for i in range(5)}  # 1.5 MB: cannot all fit
-        write_tree(course, dict(big, **{"README.md": "readme"}))
-        summary = seed(course, home)
-        assert summary.status == "disk-full", summary.errors
-        assert read(home, "my-work.ipynb") == b"w" * 100_000
-        present = [n for n in big if os.path.exists(home / n)]
-        assert 0 < len(present) < len(big)
-        for name in present:
-            assert read(home, name) == big[name]  # complete, or not there at all
-        assert temp_files(home) == []
-        assert seed(course, home).status == "disk-full"  # still full: still nothing half-done
-        assert temp_files(home) == []
+        write_tree(course, dict(big, **{"README.md": "readme v2", "lab.ipynb": "lab v2",
+                                        "data/small.csv": "a,b\n1,2\n3,4\n"}))
+        os.chmod(course / "run.sh", 0o755)
+        os.unlink(course / "withdrawn.txt")
+        expected = {  # what a complete run leaves (the offered copy's name has the run's date)
+            "README.md": ("file", b"readme v2", 0o644), "lab.ipynb": ("file", b"lab v1 + my answers", 0o644),
+            "lab.course-%s.ipynb" % DATE: ("file", b"lab v2", 0o644), "data": ("dir", None, 0o755),
+            "data/small.csv": ("file", b"a,b\n1,2\n3,4\n", 0o644), "run.sh": ("file", b"echo\n", 0o755),
+            "my-work.ipynb": ("file", b"w" * 100_000, 0o644),
+        }
+        expected.update({name: ("file", content, 0o644) for name, content in big.items()})
+
+        for attempt in range(2):  # full, then still full: each time nothing half-done, nothing lost
+            before = snapshot(home, skip_state=True)
+            summary = seed(course, home)
+            assert summary.status == "disk-full", summary.errors
+            after = snapshot(home, skip_state=True)
+            check_nothing_removed(before, after, expected)  # before anything runs again
+            assert after["my-work.ipynb"] == expected["my-work.ipynb"]
+            assert after["lab.ipynb"] == expected["lab.ipynb"]
+            assert temp_files(home) == []
+        present = [n for n in big if n in after]
+        assert 0 < len(present) < len(big)  # it did fill up mid-way
+
         subprocess.run(["mount", "-o", "remount,size=8m", str(mnt)], check=True)
         summary = seed(course, home)
         assert summary.status == "ok", summary.errors
-        for name, content in big.items():
-            assert read(home, name) == content
-        assert read(home, "my-work.ipynb") == b"w" * 100_000
+        assert snapshot(home, skip_state=True) == expected
     finally:
         subprocess.run(["umount", "-l", str(mnt)])
 

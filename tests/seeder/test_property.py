@@ -202,6 +202,7 @@ class World:
 
     def seed(self, how: tuple):
         course_before = snapshot(self.course, with_stat=True)
+        home_before = snapshot(self.home, skip_state=True)
         killed = False
         summary = None
         try:
@@ -220,6 +221,7 @@ class World:
                 if n:
                     event("outcome seen: %s" % outcome)
         self.check(killed)
+        self.check_nothing_lost(home_before)  # right after the run: a later run could hide a wrong removal
         assert snapshot(self.course, with_stat=True) == course_before  # the course tree is read-only to us
         if summary is not None and how[0] == "clean":
             assert summary.status == "ok", summary.errors
@@ -240,6 +242,34 @@ class World:
         assert snapshot(self.outside) == self.outside_snapshot, "something was written outside the home"
         if not killed:
             assert temp_files(self.home) == [], "temporary files left behind"
+
+    def check_nothing_lost(self, before: dict) -> None:
+        """Every entry in the home before a run (killed, on a full disk or clean) is still there with its bytes,
+        or changed only as the policy allows: a file holding a version the course published there, replaced by
+        the current course version or given the course's mode; removed only if the course withdrew it and it
+        held a version the course had published there; a directory removed only if the course has none there.
+        (A full disk removes nothing but these: what a complete run removes too.)"""
+        after = snapshot(self.home, skip_state=True)
+        course = snapshot(self.course)
+        for rel, was in before.items():
+            if os.path.basename(rel).startswith(".~sd"):
+                continue  # a killed run's temporary file: cleaned up
+            now = after.get(rel)
+            if now == was:
+                continue
+            here = course.get(rel)
+            published = was[0] == "file" and was[1] in self.versions.get(rel, ())
+            if now is None:
+                if was[0] == "dir":
+                    assert here is None or here[0] != "dir", "course directory %s removed" % rel
+                else:
+                    assert published and (here is None or here[0] != "file"), "%s was removed" % rel
+                continue
+            assert published and here is not None and here[0] == "file", "%s was changed: %r -> %r" % (
+                rel, was[:2], now[:2])
+            # updated (keeping a mode the student chose, or taking the course's), or only the mode changed
+            assert now in (("file", here[1], here[2]), ("file", here[1], was[2]), ("file", was[1], here[2])), (
+                "%s changed to something the course does not hold: %r -> %r" % (rel, was, now))
 
     def check_final(self) -> None:
         first = self.seed(("clean",))
