@@ -162,6 +162,25 @@ def test_every_pod_has_its_home_and_the_right_shared_mount(pods):
             assert shared.get("readOnly") is False, where
 
 
+async def test_the_classroom_disk_is_a_1gi_claim_on_the_default_storage_class(hubs):
+    """aks-classroom: the PVC KubeSpawner creates at a student's first start, as the values build it."""
+    from .hub import make_spawner, pod_for
+
+    spawner = make_spawner(hubs["aks-classroom"], name="student01", admin=False)
+    pod = await pod_for(spawner, {"profile": "classroom"})
+    pvc = spawner.api.api_client.sanitize_for_serialization(spawner.get_pvc_manifest())
+    kubernetes_validate.validate(pvc, K8S_VERSION, strict=True)
+    assert spawner.storage_pvc_ensure is True  # KubeSpawner creates it before the pod
+    assert pvc["spec"]["resources"]["requests"] == {"storage": "1Gi"}
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    # no class named, old annotation included: the cluster's default StorageClass (managed-csi on AKS) applies
+    assert "storageClassName" not in pvc["spec"], pvc["spec"]
+    assert "volume.beta.kubernetes.io/storage-class" not in (pvc["metadata"].get("annotations") or {})
+    home = next(m for m in container(pod)["volumeMounts"] if m["mountPath"] == "/home/jovyan")
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == home["name"])
+    assert volume["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+
+
 async def test_students_read_the_shared_volume_instructors_write_it(hubs):
     from .hub import make_spawner, pod_for
 
