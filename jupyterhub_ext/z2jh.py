@@ -34,6 +34,39 @@ def _run(check) -> None:
         check()
 
 
+def _upstream_shared_password(value) -> bool:
+    """Whether ``JupyterHub.authenticator_class`` is JupyterHub's own SharedPasswordAuthenticator, named by its
+    entry point (``shared-password``, the name JupyterHub documents) or given as the class.
+
+    The dotted path ``jupyterhub.authenticators.shared.SharedPasswordAuthenticator`` is left alone: spelling
+    out the module asks for the plain upstream class (the e2e harness uses it for admit-all test logins)."""
+    from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
+
+    if isinstance(value, str):
+        from jupyterhub.app import JupyterHub
+
+        # JupyterHub's own lookup: entry point names, case-insensitively
+        registry = JupyterHub.class_traits()["authenticator_class"].load_entry_points()
+        entry_point = registry.get(value.lower())
+        if entry_point is None:
+            return False
+        try:
+            value = entry_point.load()
+        except Exception:  # noqa: BLE001 - a broken plugin is JupyterHub's to report, with its own message
+            return False
+    return value is SharedPasswordAuthenticator
+
+
+def wire_authenticator(c: Config) -> None:
+    """Give JupyterHub's own shared-password mode our checks: listed users, passwords of 8 / 32 characters
+    from a secret, nothing logged, no start without a password. ClassroomSharedPasswordAuthenticator is a
+    subclass, so every ``c.SharedPasswordAuthenticator.*`` setting still applies."""
+    if _upstream_shared_password(c.JupyterHub.get("authenticator_class")):
+        from .auth.shared import ClassroomSharedPasswordAuthenticator
+
+        c.JupyterHub.authenticator_class = ClassroomSharedPasswordAuthenticator
+
+
 def check(c: Config) -> None:
     """Validate the configuration in ``c``; raise ConfigError naming the key."""
     spawner_class = c.JupyterHub.get("spawner_class")
@@ -48,7 +81,10 @@ def fail(error: ConfigError) -> "NoReturn":  # noqa: F821
 
 
 def setup(c: Config, *, spawner: str = "kube") -> None:
-    """Wire ProfilesKubeSpawner (or the local spawner) into ``c`` and validate the whole configuration."""
+    """Wire ProfilesKubeSpawner (or the local spawner) into ``c`` and validate the whole configuration.
+
+    ``shared-password`` (JupyterHub's SharedPasswordAuthenticator) becomes ClassroomSharedPasswordAuthenticator,
+    whose checks then stop the hub at start-up on a missing or short password or an unlisted class."""
     if spawner == "kube":
         from .spawner import ProfilesKubeSpawner as cls
     elif spawner == "local":
@@ -56,6 +92,7 @@ def setup(c: Config, *, spawner: str = "kube") -> None:
     else:
         raise ValueError(f"spawner must be 'kube' or 'local', not {spawner!r}")
     c.JupyterHub.spawner_class = cls
+    wire_authenticator(c)
     try:
         check(c)
     except ConfigError as e:

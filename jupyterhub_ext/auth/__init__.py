@@ -1,7 +1,8 @@
 """Authenticators: Amazon Cognito, Keycloak, and classroom shared passwords. See docs/auth.md.
 
-Entry points (``c.JupyterHub.authenticator_class``): ``cognito``, ``keycloak``, ``classroom-password``
-(``shared-password`` is JupyterHub's own SharedPasswordAuthenticator, without our checks).
+Entry points (``c.JupyterHub.authenticator_class``): ``cognito``, ``keycloak``, ``classroom-password``.
+JupyterHub's own ``shared-password`` gets the classroom checks too: ``jupyterhub_ext.z2jh.setup(c)`` puts
+ClassroomSharedPasswordAuthenticator (its subclass) in its place.
 Submodules are imported lazily so that importing one authenticator does not import the others.
 """
 

@@ -28,6 +28,7 @@ from tornado.httpclient import HTTPClientError
 from traitlets import Bool, Float, List, Unicode, default
 
 from ..errors import ConfigError
+from .configkey import config_key
 from .idtoken import (
     SUPPORTED_ALGORITHMS,
     IdTokenError,
@@ -274,7 +275,7 @@ class OIDCAuthenticator(GenericOAuthenticator):
     # ---- start-up validation --------------------------------------------------------------------------
 
     def _key(self, trait: str) -> str:
-        return f"{self.__class__.__name__}.{trait}"
+        return config_key(self, trait)
 
     def check_allow_config(self):
         """Called by JupyterHub (5.0+) while starting: refuse to start with a setup that cannot work."""

@@ -3,6 +3,10 @@
 The replacement for running a class on ``DummyAuthenticator`` (any name, one password): the class list is
 explicit, passwords come from a Kubernetes secret (file or environment variable) rather than from values
 files, are long enough, are never logged, and the hub does not start without them.
+
+``jupyterhub_ext.z2jh.setup(c)`` puts this class in place of JupyterHub's own when the configuration names
+that one (``shared-password``), so ``c.SharedPasswordAuthenticator.*`` settings get the same checks; error
+messages name the config section a setting was actually written in.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ import os
 from pathlib import Path
 
 from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
-from traitlets import Unicode
+from traitlets import Unicode, validate
 
 from ..errors import ConfigError
+from .configkey import config_key
 
 
 def _strip_one_newline(text: str) -> str:
@@ -67,7 +72,22 @@ class ClassroomSharedPasswordAuthenticator(SharedPasswordAuthenticator):
     )
 
     def _key(self, trait: str) -> str:
-        return f"{self.__class__.__name__}.{trait}"
+        # Unset traits are named in the most specific of our sections in use, so that a config written for
+        # JupyterHub's `shared-password` reads `SharedPasswordAuthenticator.user_password: ...`.
+        sections = list(reversed(self.section_names()))
+        ours = sections[: sections.index("SharedPasswordAuthenticator") + 1]
+        in_use = next((name for name in ours if name in self.config and self.config[name]), None)
+        return config_key(self, trait, in_use)
+
+    # JupyterHub's own validators run while the config is loaded and name this class whatever section the
+    # setting came from; validate_config() makes the same checks (and more) at start-up, naming the key.
+    @validate("user_password")
+    def _validate_password(self, proposal):
+        return proposal.value or None
+
+    @validate("admin_password")
+    def _validate_admin_password(self, proposal):
+        return proposal.value or None
 
     def _read_password(self, which: str) -> tuple[str | None, str]:
         """(password or None, the config key it came from)."""
@@ -123,6 +143,15 @@ class ClassroomSharedPasswordAuthenticator(SharedPasswordAuthenticator):
                 )
             if admin_password == user_password:
                 raise ConfigError(admin_source, "must differ from the students' password")
+        # JupyterHub 5.5+: more shared passwords, each putting its users in groups. Same rules as the students'.
+        for group_password in getattr(self, "password_groups", None) or {}:
+            if len(group_password) < minimum_user:
+                raise ConfigError(
+                    key("password_groups"),
+                    f"a password there must be at least {minimum_user} characters long, got {len(group_password)}",
+                )
+            if group_password == admin_password:
+                raise ConfigError(key("password_groups"), "a password there must differ from the admin password")
         if self.allow_all:
             raise ConfigError(
                 key("allow_all"),

@@ -199,4 +199,6 @@ def _hub_fixture(name: str):
 cognito = _hub_fixture("cognito")
 upstream_generic = _hub_fixture("upstream_generic")
 keycloak = _hub_fixture("keycloak")
+keycloak_last = _hub_fixture("keycloak_last")
 classroom = _hub_fixture("classroom")
+upstream_named = _hub_fixture("upstream_named")

@@ -41,6 +41,19 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 TAMPER_MODES = ("foreign-key", "forged-kid", "alg-none", "issuer", "audience", "nonce", "expired")
 
+#: tamper mode -> what a hub must say when refusing that ID token: the kind in its log ("ID token rejected
+#: (<kind>)") and words on the page the user sees. The same for Cognito and Keycloak: one verifier.
+BAD_TOKENS = {
+    "foreign-key": ("unknown-key", "not in the provider"),
+    "forged-kid": ("signature", "signature does not verify"),
+    "alg-none": ("algorithm", "signed with"),
+    "issuer": ("issuer", "issued by"),
+    "audience": ("audience", "not issued to this client"),
+    "nonce": ("nonce", "nonce does not match"),
+    "expired": ("expired", "has expired"),
+}
+assert set(BAD_TOKENS) == set(TAMPER_MODES)
+
 
 def _attacker_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -62,6 +75,9 @@ class Provider:
         self.token_requests: list[dict[str, str]] = []
         self.logout_requests: list[dict[str, str]] = []
         self.authorize_requests: list[dict[str, str]] = []
+        #: client id of each userinfo request (from its access token), to see which hubs call userinfo
+        self.userinfo_requests: list[str | None] = []
+        self._token_clients: dict[str, str] = {}
         self._attacker = _attacker_key()
         self._server = werkzeug.serving.make_server(
             "127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler
@@ -149,8 +165,8 @@ class Provider:
             f"{oidc}/auth": self._authorize,
             "/oauth2/token": self._token,
             f"{oidc}/token": self._token,
-            "/oauth2/userInfo": lambda e, s: self._forward(e, s, "/userinfo"),
-            f"{oidc}/userinfo": lambda e, s: self._forward(e, s, "/userinfo"),
+            "/oauth2/userInfo": self._userinfo,
+            f"{oidc}/userinfo": self._userinfo,
             "/.well-known/jwks.json": lambda e, s: self._forward(e, s, "/jwks"),
             f"{oidc}/certs": lambda e, s: self._forward(e, s, "/jwks"),
             f"{kc}/.well-known/openid-configuration": self._keycloak_discovery,
@@ -183,6 +199,12 @@ class Provider:
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         start_response(status, headers + [("Content-Length", str(len(body)))])
         return [body]
+
+    def _userinfo(self, environ, start_response):
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        token = auth[7:] if auth.lower().startswith("bearer ") else ""
+        self.userinfo_requests.append(self._token_clients.get(token))
+        return self._forward(environ, start_response, "/userinfo")
 
     def _other_client(self, client_id: str) -> str:
         # Another client of the same application (same redirect URI), so the provider lets the login through.
@@ -220,8 +242,9 @@ class Provider:
         self.token_requests.append({"grant_type": form.get("grant_type", ""), "client_id": client_id or ""})
         mode = self._mode
         environ = dict(environ)
+        issued_to = client_id
         if mode == "audience" and client_id in self._clients:
-            other = self._other_client(client_id)
+            other = issued_to = self._other_client(client_id)
             secret = self._clients[other]["secret"]
             if auth.startswith("Basic "):
                 environ["HTTP_AUTHORIZATION"] = "Basic " + base64.b64encode(f"{other}:{secret}".encode()).decode()
@@ -235,6 +258,10 @@ class Provider:
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         status, headers, payload = self._call_mock(environ, "/oauth2/token")
+        if status.startswith("200"):
+            access_token = json.loads(payload).get("access_token")
+            if access_token:
+                self._token_clients[access_token] = issued_to or ""
         if status.startswith("200") and mode in ("foreign-key", "forged-kid", "alg-none"):
             data = json.loads(payload)
             data["id_token"] = self._reforge(data["id_token"], mode)

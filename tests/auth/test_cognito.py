@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from .conftest import AUTH_REFRESH_AGE, TOKEN_LIFETIME, hub_factory, refusal_case, start_oidc_hub, unique
-from .provider import login, whoami
+from .provider import BAD_TOKENS, login, whoami
 
 POOL_ID = "eu-west-1_TestPool1"
 
@@ -124,18 +124,6 @@ def test_unverified_email_is_refused(cognito):
     assert result.status == 403
     assert "not verified" in result.response.text
     assert cognito.user(username) is None
-
-
-BAD_TOKENS = {
-    # tamper mode -> what the hub must say (kind in its log, words on the page)
-    "foreign-key": ("unknown-key", "not in the provider"),
-    "forged-kid": ("signature", "signature does not verify"),
-    "alg-none": ("algorithm", "signed with"),
-    "issuer": ("issuer", "issued by"),
-    "audience": ("audience", "not issued to this client"),
-    "nonce": ("nonce", "nonce does not match"),
-    "expired": ("expired", "has expired"),
-}
 
 
 @pytest.mark.parametrize("mode", list(BAD_TOKENS))

@@ -11,12 +11,14 @@ import jupyterhub
 import pytest
 from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
 from traitlets import HasTraits
+from traitlets.config import Config
 
 from jupyterhub_ext.auth.cognito import CognitoAuthenticator
 from jupyterhub_ext.auth.keycloak import KeycloakAuthenticator, normalize_group_path
 from jupyterhub_ext.auth.oidc import OIDCAuthenticator
 from jupyterhub_ext.auth.shared import ClassroomSharedPasswordAuthenticator
 from jupyterhub_ext.errors import ConfigError
+from jupyterhub_ext.z2jh import wire_authenticator
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "auth.md"
 
@@ -54,7 +56,7 @@ def test_entry_points_load_our_classes():
     assert resolve("keycloak") is KeycloakAuthenticator
     assert resolve("classroom-password") is ClassroomSharedPasswordAuthenticator
     assert issubclass(ClassroomSharedPasswordAuthenticator, SharedPasswordAuthenticator)
-    # 'shared-password' is JupyterHub's own class (docs/auth.md warns about the difference).
+    # 'shared-password' is JupyterHub's own class; jupyterhub_ext.z2jh.setup(c) swaps ours in (below).
     assert resolve("shared-password") is SharedPasswordAuthenticator
     named = [ep.name for ep in entry_points(group="jupyterhub.authenticators") if ep.value.startswith("jupyterhub_ext")]
     assert sorted(named) == ["classroom-password", "cognito", "keycloak"]
@@ -109,7 +111,16 @@ def test_cognito_endpoints_from_the_console_settings():
 def test_cognito_custom_and_full_domains(domain, base):
     a = CognitoAuthenticator(**{**COGNITO, "domain": domain})
     assert config_error(CognitoAuthenticator, **{**COGNITO, "domain": domain}) is None
-    assert a.authorize_url == f"{base}/oauth2/authorize"
+    assert (a.authorize_url, a.token_url, a.userdata_url) == (
+        f"{base}/oauth2/authorize",
+        f"{base}/oauth2/token",
+        f"{base}/oauth2/userInfo",
+    )
+    assert a.provider_logout_url(fake_handler(), id_token=None) == (
+        f"{base}/logout?client_id=cid&logout_uri=https%3A%2F%2Fhub.example.com%2F"
+    )
+    # The issuer and its keys stay the user pool's, whatever domain the hosted UI has.
+    assert a.issuer == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"
 
 
 def test_cognito_explicit_settings_win():
@@ -399,3 +410,138 @@ async def test_shared_password_names_are_normalised_before_the_admin_check(clean
         assert leaked == {"name": "TEACHER", "admin": False, "groups": []}
     else:
         assert leaked is None
+
+
+# ---- JupyterHub's own shared-password mode, through z2jh.setup ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "shared-password",
+        "Shared-Password",  # JupyterHub looks entry point names up case-insensitively
+        SharedPasswordAuthenticator,
+    ],
+    ids=["entry-point", "entry-point-case", "class"],
+)
+def test_z2jh_puts_our_checks_on_jupyterhubs_shared_password(value):
+    c = Config()
+    c.JupyterHub.authenticator_class = value
+    wire_authenticator(c)
+    assert c.JupyterHub.authenticator_class is ClassroomSharedPasswordAuthenticator
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "classroom-password",
+        ClassroomSharedPasswordAuthenticator,
+        "cognito",
+        "dummy",
+        "no.such.Authenticator",
+        # Spelled out, the module path asks for the plain upstream class (docs/auth.md says so).
+        "jupyterhub.authenticators.shared.SharedPasswordAuthenticator",
+    ],
+)
+def test_z2jh_leaves_other_authenticators_alone(value):
+    c = Config()
+    c.JupyterHub.authenticator_class = value
+    wire_authenticator(c)
+    assert c.JupyterHub.authenticator_class == value
+    empty = Config()
+    wire_authenticator(empty)
+    assert "authenticator_class" not in empty.JupyterHub
+
+
+def upstream_config(**settings) -> Config:
+    c = Config()
+    for name, value in settings.items():
+        section, trait = name.split("__")
+        c[section][trait] = value
+    return c
+
+
+@pytest.mark.parametrize(
+    "settings,path,pattern",
+    [
+        (
+            {"SharedPasswordAuthenticator__user_password": "short12"},
+            "SharedPasswordAuthenticator.user_password",
+            "at least 8 .* got 7",
+        ),
+        ({}, "SharedPasswordAuthenticator.user_password", "no shared password"),
+        (
+            {
+                "SharedPasswordAuthenticator__user_password": STUDENT,
+                "SharedPasswordAuthenticator__admin_password": "x" * 31,
+            },
+            "SharedPasswordAuthenticator.admin_password",
+            "at least 32 .* got 31",
+        ),
+        (
+            {"SharedPasswordAuthenticator__user_password": ADMIN, "SharedPasswordAuthenticator__admin_password": ADMIN},
+            "SharedPasswordAuthenticator.admin_password",
+            "must differ",
+        ),
+        (
+            {"SharedPasswordAuthenticator__user_password": STUDENT, "Authenticator__allow_all": True},
+            "Authenticator.allow_all",
+            "any number of accounts",
+        ),
+        (
+            {
+                "SharedPasswordAuthenticator__user_password": STUDENT,
+                "SharedPasswordAuthenticator__allowed_users": set(),
+            },
+            "SharedPasswordAuthenticator.allowed_users",
+            "must list",
+        ),
+        (
+            {
+                "SharedPasswordAuthenticator__user_password": STUDENT,
+                "SharedPasswordAuthenticator__manage_groups": True,
+                "SharedPasswordAuthenticator__password_groups": {"short": ["ta"]},
+            },
+            "SharedPasswordAuthenticator.password_groups",
+            "at least 8 .* got 5",
+        ),
+    ],
+    ids=["short", "none", "short-admin", "same-admin", "allow-all", "no-class-list", "short-group-password"],
+)
+def test_shared_password_config_gets_our_checks_naming_its_keys(clean_env, settings, path, pattern):
+    """A config written for JupyterHub's SharedPasswordAuthenticator, loaded into ours (what z2jh.setup does)."""
+    c = upstream_config(**{"SharedPasswordAuthenticator__allowed_users": {"alice"}, **settings})
+    # JupyterHub's own validators would raise while loading, naming our class; ours wait for validate_config.
+    a = ClassroomSharedPasswordAuthenticator(config=c)
+    with pytest.raises(ConfigError) as raised:
+        a.validate_config()
+    assert raised.value.path == path, str(raised.value)
+    assert re.search(pattern, raised.value.message), raised.value.message
+    for value in (STUDENT, ADMIN, "short12", "x" * 31):
+        assert value not in str(raised.value)
+
+
+def test_shared_password_config_from_upstream_settings_works(clean_env, tmp_path):
+    (tmp_path / "admin").write_text(ADMIN + "\n")
+    c = upstream_config(
+        SharedPasswordAuthenticator__allowed_users={"alice"},
+        SharedPasswordAuthenticator__admin_users={"teacher"},
+        SharedPasswordAuthenticator__user_password=STUDENT,
+        SharedPasswordAuthenticator__admin_password_file=str(tmp_path / "admin"),  # our trait, their section
+    )
+    a = ClassroomSharedPasswordAuthenticator(config=c)
+    a.validate_config()
+    assert (a.user_password, a.admin_password) == (STUDENT, ADMIN)
+
+
+def test_errors_name_the_section_the_setting_was_written_in():
+    c = Config()
+    c.CognitoAuthenticator.update(COGNITO)
+    c.Authenticator.allow_all = True  # where oauthenticator's docs put it
+    with pytest.raises(ConfigError) as raised:
+        CognitoAuthenticator(config=c).validate_config()
+    assert raised.value.path == "Authenticator.allow_all"
+    c.CognitoAuthenticator.allow_all = True  # the more specific section wins, in traitlets and in the message
+    with pytest.raises(ConfigError) as raised:
+        CognitoAuthenticator(config=c).validate_config()
+    assert raised.value.path == "CognitoAuthenticator.allow_all"

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from .conftest import AUTH_REFRESH_AGE, TOKEN_LIFETIME, hub_factory, refusal_case, start_oidc_hub, unique
-from .provider import login, whoami
+from .provider import BAD_TOKENS, login, whoami
 
 DEFAULT_REALM_ROLES = ["default-roles-hub", "offline_access", "uma_authorization"]
 
@@ -147,15 +147,65 @@ def test_logout_is_rp_initiated_with_id_token_hint(keycloak):
     assert whoami(keycloak.hub, session) is None
 
 
-@pytest.mark.parametrize("mode,kind", [("issuer", "issuer"), ("foreign-key", "unknown-key")])
-def test_bad_id_token_is_refused(keycloak, mode, kind):
-    sub, name = new_user(keycloak, f"kc-target-{mode}-", groups=["/courses/ml/students"])
+@pytest.mark.parametrize("mode", list(BAD_TOKENS))
+def test_bad_id_token_is_refused(keycloak, mode):
+    kind, words = BAD_TOKENS[mode]
+    sub, name = new_user(keycloak, f"kc-target-{mode}-", groups=["/courses/ml/students"], client_roles=["admin"])
     with keycloak.provider.tamper(mode):
         result = login(keycloak.hub, sub)
-    assert result.status == 403
+    assert result.status == 403, result.response.text[:500]
+    assert words in result.response.text.replace("&#39;", "'")
     keycloak.hub.wait_for_log(rf"ID token rejected \({kind}\)")
     assert keycloak.user(name) is None
+    assert whoami(keycloak.hub, result.session) is None
+    # Control: the same user, untampered, gets in. The refusal was the token's doing.
     assert login(keycloak.hub, sub).status == 302
+
+
+@hub_factory("keycloak_last")
+def start_keycloak_last(provider):
+    """Groups by their last path segment, from the ID token alone (no userinfo call)."""
+    return start_oidc_hub(
+        provider,
+        "keycloak",
+        {
+            "realm_url": provider.realm_url,
+            "group_path": "last",
+            "allowed_groups": {"students"},
+            "admin_groups": {"admins"},
+            "fetch_userinfo": False,
+            "id_token_leeway": 1.0,
+        },
+        auth_method="client_secret_post",
+        name="keycloak-last",
+    )
+
+
+def test_group_path_last_from_the_id_token_alone(keycloak_last, keycloak):
+    sub, name = new_user(keycloak_last, "kc-last", groups=["/courses/ml/students", "/staff/admins"])
+    result = login(keycloak_last.hub, sub)
+    assert result.status == 302, result.response.text[:300]
+    me = whoami(keycloak_last.hub, result.session)
+    assert me["name"] == name
+    assert sorted(me["groups"]) == ["admins", "students"]
+    assert me["admin"] is True
+    # Any parent's "students" counts with group_path 'last' (why 'full' is the default).
+    other, other_name = new_user(keycloak_last, "kc-last-stats", groups=["/courses/stats/students"])
+    result = login(keycloak_last.hub, other)
+    assert result.status == 302
+    assert whoami(keycloak_last.hub, result.session)["groups"] == ["students"]
+    # The groups came from the ID token: this hub never called userinfo, while the hub with fetch_userinfo
+    # on did for the same kind of login.
+    assert keycloak_last.client_id not in keycloak_last.provider.userinfo_requests
+    control, _ = new_user(keycloak, "kc-userinfo", groups=["/courses/ml/students"])
+    assert login(keycloak.hub, control).status == 302
+    assert keycloak.client_id in keycloak.provider.userinfo_requests
+
+
+def test_group_path_last_refuses_users_outside_the_groups(keycloak_last):
+    sub, name = new_user(keycloak_last, "kc-last-out", groups=["/courses/ml/teachers"])
+    assert login(keycloak_last.hub, sub).status == 403
+    assert keycloak_last.user(name) is None
 
 
 NOT_A_REALM = refusal_case(

@@ -150,3 +150,92 @@ def test_no_password_refuses_to_start(background, refusal):
 @pytest.mark.parametrize("refusal", [SHORT_PASSWORD])
 def test_short_password_from_a_file_refuses_to_start(background, refusal):
     assert "short12" not in background.refusal(refusal)
+
+
+# ---- JupyterHub's own `shared-password`, through jupyterhub_ext.z2jh.setup(c) ----------------------------
+
+
+def z2jh_config(*lines: str) -> str:
+    """A hub config ending as the chart's hub.extraConfig does: ``jupyterhub_ext.z2jh.setup(c)`` (with the
+    local spawner, which needs no cluster)."""
+    data = tempfile.mkdtemp(prefix="shared-z2jh-")
+    return "\n".join(
+        [
+            *lines,
+            'c.LocalProfilesSpawner.catalog_file = "builtin:eks"',
+            f"c.LocalProfilesSpawner.data_dir = {data!r}",
+            "c.LocalProfilesSpawner.accelerators = []",
+            "import jupyterhub_ext.z2jh",
+            'jupyterhub_ext.z2jh.setup(c, spawner="local")',
+        ]
+    )
+
+
+@hub_factory("upstream_named")
+def start_upstream_named(provider):
+    """Configured as JupyterHub documents its SharedPasswordAuthenticator, the password from a secret."""
+    secret_dir = Path(tempfile.mkdtemp(prefix="shared-password-secret-"))
+    (secret_dir / "admin").write_text(ADMIN_PASSWORD + "\n")
+    config = z2jh_config(
+        'c.JupyterHub.authenticator_class = "shared-password"',
+        "c.SharedPasswordAuthenticator.allowed_users = {'alice', 'bob'}",
+        "c.SharedPasswordAuthenticator.admin_users = {'teacher'}",
+        f"c.SharedPasswordAuthenticator.admin_password_file = {str(secret_dir / 'admin')!r}",
+    )
+    return start_hub(
+        config, env={"JUPYTERHUB_SHARED_PASSWORD": STUDENT_PASSWORD}, debug=True, name="shared-password-upstream"
+    )
+
+
+def test_shared_password_entry_point_gets_the_classroom_checks(upstream_named):
+    upstream_named.wait_for_log(r"Using Authenticator: jupyterhub_ext\.auth\.shared\.ClassroomSharedPassword")
+    session, r = form_login(upstream_named, "Alice", STUDENT_PASSWORD)
+    assert r.status_code == 302
+    me = current(upstream_named, session)
+    assert me["name"] == "alice" and me["admin"] is False
+    session, r = form_login(upstream_named, "teacher", ADMIN_PASSWORD)
+    assert r.status_code == 302 and current(upstream_named, session)["admin"] is True
+    # What JupyterHub's own class would let in: an unlisted name, an admin's name with the students' password.
+    for username in ("mallory", "TEACHER"):
+        session, r = form_login(upstream_named, username, STUDENT_PASSWORD)
+        assert r.status_code == 403 and current(upstream_named, session) is None, username
+    log = upstream_named.log_text()
+    assert STUDENT_PASSWORD not in log and ADMIN_PASSWORD not in log
+
+
+UPSTREAM_SHORT = refusal_case(
+    "shared/upstream-name-short-password",
+    lambda: z2jh_config(
+        'c.JupyterHub.authenticator_class = "shared-password"',
+        "c.SharedPasswordAuthenticator.allowed_users = {'alice'}",
+        "c.SharedPasswordAuthenticator.user_password = 'short12'",
+    ),
+    # The key as written (not the subclass's name), the length, never the value.
+    match=r"(?<!Classroom)SharedPasswordAuthenticator\.user_password: must be at least 8 characters long, got 7",
+)
+
+UPSTREAM_CLASS_NO_PASSWORD = refusal_case(
+    "shared/upstream-class-no-password",
+    lambda: z2jh_config(
+        "from jupyterhub.authenticators.shared import SharedPasswordAuthenticator",
+        "c.JupyterHub.authenticator_class = SharedPasswordAuthenticator",
+        "c.Authenticator.allowed_users = {'alice'}",
+    ),
+    match=r"ClassroomSharedPasswordAuthenticator\.user_password: no shared password is set",
+)
+
+UPSTREAM_ALLOW_ALL = refusal_case(
+    "shared/upstream-name-allow-all",
+    lambda: z2jh_config(
+        "c.JupyterHub.authenticator_class = 'shared-password'",
+        f"c.SharedPasswordAuthenticator.user_password = {STUDENT_PASSWORD!r}",
+        "c.Authenticator.allow_all = True",
+    ),
+    match=r"Authenticator\.allow_all: would let anyone who knows the shared password create any number of accounts",
+)
+
+
+@pytest.mark.parametrize("refusal", [UPSTREAM_SHORT, UPSTREAM_CLASS_NO_PASSWORD, UPSTREAM_ALLOW_ALL])
+def test_shared_password_entry_point_refuses_to_start_like_ours(background, refusal):
+    log = background.refusal(refusal)
+    assert "short12" not in log and STUDENT_PASSWORD not in log
