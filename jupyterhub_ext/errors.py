@@ -24,6 +24,24 @@ class ConfigError(ValueError):
         return ConfigError(f"{prefix}{sep}{self.path}", self.message)
 
 
+CONFIG_ERROR_PREFIX = "jupyterhub_ext: configuration error: "
+
+
+class ConfigUnusable(web.HTTPError):
+    """A ConfigError met while serving a form or a spawn: the hub started without the start-up check
+    (``jupyterhub_ext.z2jh.setup(c)``). A 500 whose message is the start-up line, on the spawn page and in
+    the REST API's answer, so the operator and the user read the key to fix, not a stack trace."""
+
+    def __init__(self, error: ConfigError):
+        line = f"{CONFIG_ERROR_PREFIX}{error}"
+        super().__init__(500, "%s", line)
+        self.config_error = error
+        self.jupyterhub_message = line
+
+    def __str__(self) -> str:
+        return self.jupyterhub_message
+
+
 class SpawnRefused(web.HTTPError):
     """A spawn request we refuse on purpose, with a message meant for the user.
 

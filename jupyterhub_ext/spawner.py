@@ -18,7 +18,7 @@ from traitlets.config import Config
 
 from .catalog import kubespawner as ks
 from .course import CourseMixin
-from .errors import ConfigError
+from .errors import CONFIG_ERROR_PREFIX, ConfigError, ConfigUnusable
 from .pending import timeout_message
 from .profiles import CatalogMixin
 from .storage import StorageMixin
@@ -66,6 +66,10 @@ def _rendered_form(view, template, options_key: str, render) -> str:
     return html
 
 
+# (config, catalog) pairs whose checks passed in this process (ProfilesKubeSpawner.user_view)
+_checked_configs: dict[tuple[int, int], tuple[Any, Any]] = {}
+
+
 def _form_cache_clear() -> None:
     _rendered_forms.clear()
     _form_environment.cache_clear()
@@ -85,10 +89,15 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
         self._base_values: dict[str, Any] = {}
         self.selection = None
 
+    @property
+    def _catalog_configured(self) -> bool:
+        # from the settings alone: parsing (which can fail) waits for user_view, whose errors users can read
+        return bool(self.profiles or self.catalog_file)
+
     @default("profile_list")
     def _profile_list_default(self):
         # Only offer the catalog when one is configured; otherwise behave exactly like KubeSpawner.
-        if self.catalog is None:
+        if not self._catalog_configured:
             return []
         return self._catalog_profile_list
 
@@ -104,7 +113,7 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
         return _form_environment(paths).get_template("form.html")  # a new object if the file changed
 
     async def _render_options_form_dynamically(self, current_spawner):
-        if self.catalog is None or getattr(self.profile_list, "__func__", None) is not \
+        if not self._catalog_configured or getattr(self.profile_list, "__func__", None) is not \
                 ProfilesKubeSpawner._catalog_profile_list:
             return await super()._render_options_form_dynamically(current_spawner)
         # KubeSpawner's _render_options_form, minus what made it slow: the template is compiled once, not per
@@ -133,14 +142,14 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
 
     def _options_from_form(self, formdata: dict) -> dict:
         user_options = super()._options_from_form(formdata)
-        if self.catalog is not None:
+        if self._catalog_configured:
             # checked here too, so a bad form submission is answered on the form itself
             self.selection_for(user_options)
         return user_options
 
     async def load_user_options(self) -> None:
         self._restore_base_values()
-        if self.catalog is None:
+        if not self._catalog_configured:
             await super().load_user_options()  # KubeSpawner's own profile_list, if any
             self.selection = None
         else:
@@ -296,6 +305,33 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
             return False
 
     # -- start-up check ------------------------------------------------------------------------------
+
+    def user_view(self):
+        """This user's view of the catalog, after the start-up checks have passed for this configuration.
+
+        JupyterHub has no start-up hook for a spawner class: ``jupyterhub_ext.z2jh.setup(c)`` is what checks
+        at start-up. A hub configured without it (``spawner_class = "profiles-kube"`` alone) makes the same
+        checks at its first form or spawn, and refuses that and every later one with the start-up message.
+        """
+        try:
+            self._check_config_once()
+            return super().user_view()
+        except ConfigError as e:
+            self.log.error("%s%s", CONFIG_ERROR_PREFIX, e)
+            raise ConfigUnusable(e) from None
+
+    def _check_config_once(self) -> None:
+        catalog = self.catalog
+        key = (id(self.config), id(catalog))
+        entry = _checked_configs.get(key)
+        if entry is not None and entry[0] is self.config and entry[1] is catalog:
+            return
+        self.check_catalog()
+        self.check_storage_config()
+        self.check_course_config()
+        _checked_configs[key] = (self.config, catalog)  # kept: their ids are not reused while listed
+        while len(_checked_configs) > 16:
+            _checked_configs.pop(next(iter(_checked_configs)))
 
     def check_catalog(self) -> None:
         """Validate the whole catalog against this configuration; raise ConfigError naming the key."""
