@@ -11,7 +11,9 @@ from collections import OrderedDict
 from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader
+from jupyterhub import version_info as jupyterhub_version
 from kubespawner import KubeSpawner
+from kubernetes_asyncio.client import V1DeleteOptions, V1Preconditions
 from kubernetes_asyncio.client.rest import ApiException
 from traitlets import default
 from traitlets.config import Config
@@ -19,6 +21,7 @@ from traitlets.config import Config
 from .catalog import kubespawner as ks
 from .course import CourseMixin
 from .errors import CONFIG_ERROR_PREFIX, ConfigError, ConfigUnusable
+from .errors import SpawnRefused
 from .pending import timeout_message
 from .profiles import CatalogMixin
 from .storage import StorageMixin
@@ -27,6 +30,53 @@ from .storage import StorageMixin
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 # on every pod: which start made it, so a retried create can recognise the pod its own lost request made
 START_ANNOTATION = "jupyterhub-ext/start"
+# JupyterHub 5 counts a refused start (a 400 we raise on purpose) towards consecutive_failure_limit, which z2jh sets
+# to 5, and exits when it is reached; JupyterHub 6 counts only errors (handlers/base.py, _track_failure_count)
+JUPYTERHUB_COUNTS_REFUSALS = jupyterhub_version < (6,)
+# a pod a stop could not delete is retried in the background, this often at most (seconds)
+LEFTOVER_RETRY_MAX = 30.0
+# (namespace, name, uid) -> the task deleting that leftover pod; kept here so the task is not garbage-collected
+_leftover_tasks: dict[tuple[str, str, str], asyncio.Task] = {}
+
+
+class PodDeleteFailed(RuntimeError):
+    """A pod the API would not delete; the message names the pod and the API's answer."""
+
+
+def api_error_text(e: ApiException) -> str:
+    """``403 Forbidden: <the Status message>``: an ApiException's str() is a dump of headers and body."""
+    try:
+        message = json.loads(e.body or "{}").get("message") or ""
+    except (TypeError, ValueError, AttributeError):
+        message = str(e.body or "")
+    return " ".join(str(part) for part in (e.status, e.reason) if part) + (f": {message}" if message else "")
+
+
+async def delete_leftover_pod(api, namespace: str, name: str, uid: str, grace_seconds: int, request_timeout: float,
+                              log) -> None:
+    """Delete the pod ``uid`` once the API allows it, retrying with a growing pause.
+
+    The uid precondition keeps this off the user's next pod: a new pod of that name has another uid, the API
+    answers 409, and the retries end (that start replaced the leftover itself)."""
+    pause = 1.0
+    while True:
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, LEFTOVER_RETRY_MAX)
+        try:
+            await asyncio.wait_for(api.delete_namespaced_pod(
+                name=name, namespace=namespace, grace_period_seconds=grace_seconds,
+                body=V1DeleteOptions(grace_period_seconds=grace_seconds, preconditions=V1Preconditions(uid=uid))),
+                request_timeout)
+        except asyncio.TimeoutError:
+            continue
+        except ApiException as e:
+            if e.status in (404, 409):  # gone, or replaced by a newer pod of that name
+                log.info("Pod %s/%s left by a failed delete is gone", namespace, name)
+                return
+            log.debug("Deleting leftover pod %s/%s: %s; retrying", namespace, name, api_error_text(e))
+            continue
+        log.info("Deleted pod %s/%s that a failed delete had left", namespace, name)
+        return
 
 
 @functools.lru_cache(maxsize=8)
@@ -88,6 +138,11 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
         super().__init__(*args, **kwargs)
         self._base_values: dict[str, Any] = {}
         self.selection = None
+        if self._catalog_configured and not self.profile_list:
+            # z2jh always sets profile_list (singleuser.profileList, [] by default), and a configured value beats
+            # the default above: the form would be empty and every user silently get the default profile. An
+            # empty list gives way to the catalog; a non-empty one is refused at start-up (check_catalog).
+            self.profile_list = self._catalog_profile_list
 
     @property
     def _catalog_configured(self) -> bool:
@@ -148,19 +203,30 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
         return user_options
 
     async def load_user_options(self) -> None:
+        if self._catalog_configured:
+            if getattr(self, "_catalog_options_loaded", False):
+                self._catalog_options_loaded = False  # start() did it already, for this start
+            else:
+                self._load_catalog_options()
+            return
         self._restore_base_values()
-        if not self._catalog_configured:
-            await super().load_user_options()  # KubeSpawner's own profile_list, if any
-            self.selection = None
-        else:
-            selection = self.selection_for(self.user_options)
-            overrides = ks.overrides(selection, self._base_value("tolerations"))
-            for key in overrides:
-                self._base_value(key)
-            self.log.info("Starting profile %r for %s with %s", selection.profile.slug, self._log_name,
-                          selection.labels())
-            self._apply_overrides(overrides)
-            self.selection = selection
+        await super().load_user_options()  # KubeSpawner's own profile_list, if any
+        self.selection = None
+        self._apply_storage_and_hooks()
+
+    def _load_catalog_options(self) -> None:
+        self._restore_base_values()
+        selection = self.selection_for(self.user_options)
+        overrides = ks.overrides(selection, self._base_value("tolerations"))
+        for key in overrides:
+            self._base_value(key)
+        self.log.info("Starting profile %r for %s with %s", selection.profile.slug, self._log_name,
+                      selection.labels())
+        self._apply_overrides(overrides)
+        self.selection = selection
+        self._apply_storage_and_hooks()
+
+    def _apply_storage_and_hooks(self) -> None:
         # storage and the seeder apply to every start, merged over whatever the profile set; both capture the
         # configured values first (_base_value), so the next start begins from them again
         self.apply_storage_plan()
@@ -187,10 +253,33 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
         what the pod is waiting for (``jupyterhub_ext.pending``). JupyterHub still stops the server as for any
         failed start, so nothing is left behind.
         """
+        self._catalog_options_loaded = False
+        if self._catalog_configured:
+            # The profile is applied here, not only in KubeSpawner's _start: JupyterHub reads start_timeout right
+            # after start() returns, so a profile's own start_timeout (kubespawner_override) now bounds JupyterHub's
+            # wait and ours, and such a start fails with the reason, not KubeSpawner's bare "did not start in".
+            try:
+                self._load_catalog_options()
+            except SpawnRefused:
+                self._refusal_is_not_a_failure()
+                raise
+            self._catalog_options_loaded = True
         self._start_token = uuid.uuid4().hex
         self._create_attempted = False
         self._start_future = asyncio.ensure_future(self._start_explained())
         return self._start_future
+
+    def _refusal_is_not_a_failure(self) -> None:
+        """Take back the count JupyterHub 5 is about to add for this refused start.
+
+        JupyterHub 5 counts every failed start towards ``consecutive_failure_limit`` (z2jh: 5) and exits when it
+        is reached: five refused requests in a row (a script, a student retrying a bad image) would restart the
+        hub for everyone. JupyterHub 6 counts errors only, not a client error like this one; this gives 5 the
+        same rule. Only for a start that JupyterHub runs (it passes its request handler), which adds one back.
+        """
+        settings = getattr(getattr(self, "handler", None), "settings", None)
+        if JUPYTERHUB_COUNTS_REFUSALS and isinstance(settings, dict):
+            settings["failure_count"] = settings.get("failure_count", 0) - 1
 
     def _start_deadline(self) -> float:
         timeout = float(self.start_timeout)
@@ -272,22 +361,64 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
 
     # -- deletes that survive a hiccup --------------------------------------------------------------
 
+    async def stop(self, now=False):
+        """KubeSpawner's stop; a pod the API would not delete is deleted in the background later.
+
+        JupyterHub (5 and 6) records the server as stopped whatever ``stop`` does, and drops the error without a
+        word: a refused delete (403, or 5xx past the retries) would leave the pod running, holding its node and
+        GPU, with nothing in the log. Here the refusal is logged with the API's answer, the pod (by uid, so never
+        the user's next one) is deleted as soon as the API allows it, and the error is raised as
+        ``PodDeleteFailed``, which a start that met the leftover shows the user. The user's next start replaces
+        the leftover too (KubeSpawner deletes a pod in its way).
+        """
+        self._pod_delete_accepted = False
+        try:
+            return await super().stop(now=now)
+        except Exception as e:
+            if self._pod_delete_accepted:
+                raise  # the delete was taken (the pod is terminating); only the wait for it to go ended
+            leftover = self._schedule_leftover_delete(0 if now else self.delete_grace_period)
+            cause = api_error_text(e) if isinstance(e, ApiException) else str(e) or type(e).__name__
+            message = (f"the pod {self.namespace}/{self.pod_name} could not be deleted ({cause}); "
+                       + ("it is deleted as soon as the Kubernetes API allows it" if leftover else
+                          "it is replaced at the next start"))
+            self.log.error("Stopping %s: %s", self._log_name, message)
+            raise PodDeleteFailed(message) from e
+
+    def _schedule_leftover_delete(self, grace_seconds: int) -> bool:
+        reflector = getattr(self, "pod_reflector", None)
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector is not None else None
+        uid = ((pod or {}).get("metadata") or {}).get("uid")
+        if not uid:
+            return False  # unknown to the watch: the next start deals with whatever is there
+        key = (self.namespace, self.pod_name, uid)
+        if key not in _leftover_tasks:
+            task = asyncio.ensure_future(delete_leftover_pod(self.api, self.namespace, self.pod_name, uid,
+                                                             grace_seconds, self.k8s_api_request_timeout, self.log))
+            _leftover_tasks[key] = task
+            task.add_done_callback(lambda _: _leftover_tasks.pop(key, None))
+        return True
+
     async def _make_delete_pod_request(self, pod_name, delete_options, grace_seconds, request_timeout):
         """KubeSpawner's pod delete, with a transient API error retried instead of raised.
 
         KubeSpawner retries a delete that times out but raises on any error status, so one 500 while a server
         stops ends the stop, JupyterHub records the server as stopped, and the pod keeps running (and holding
         its GPU) until the user's next start. Here 429 and 5xx answers are retried like a timeout, within
-        ``k8s_api_request_retry_timeout``; other errors (403, ...) still fail the stop at once.
+        ``k8s_api_request_retry_timeout``; other errors (403, ...) end the stop at once (see ``stop``).
         """
         try:
-            return await super()._make_delete_pod_request(pod_name, delete_options, grace_seconds, request_timeout)
+            accepted = await super()._make_delete_pod_request(pod_name, delete_options, grace_seconds,
+                                                              request_timeout)
         except ApiException as e:
             if e.status not in TRANSIENT_STATUSES:
                 raise
             self.log.warning("Deleting pod %s/%s answered %s %s; retrying", self.namespace, pod_name, e.status,
                              e.reason)
             return False
+        if accepted:
+            self._pod_delete_accepted = True
+        return accepted
 
     async def _make_delete_pvc_request(self, pvc_name, request_timeout):
         """KubeSpawner's claim delete (when a user is deleted), with 429 and 5xx answers retried as above.

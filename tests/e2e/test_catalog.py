@@ -2,10 +2,14 @@
 (helm/values.yaml, through tests/deploy's chart emulation), on node pools modelled from helm/platform, with
 the EFS home and shared claims helm/platform makes. Every profile (each hardware kind) starts a real
 jupyterhub-singleuser on a node of its pool and answers through the proxy.
+
+The hub keeps JupyterHub's own slow_spawn_timeout (10 s; z2jh does not change it), so a request that is refused
+is answered by the spawn request itself, as in a deployment: REST 400 with the message, or the form again with it.
 """
 
 from __future__ import annotations
 
+import html
 import os
 import threading
 from pathlib import Path
@@ -42,8 +46,8 @@ def catalog_hub(request, cluster, chart_config):
         "c.KubeSpawner.start_timeout = 90",
         "c.KubeSpawner.http_timeout = 60",
     ])
-    hub = start_module_hub(request, cluster, NAMESPACE, storage="none", spawner_class=
-                     "jupyterhub_ext.spawner.ProfilesKubeSpawner")
+    hub = start_module_hub(request, cluster, NAMESPACE, storage="none", slow_spawn_timeout=None,
+                           spawner_class="jupyterhub_ext.spawner.ProfilesKubeSpawner")
     for group in EVERYONE:
         hub.api("POST", f"/groups/{group}")
     yield hub
@@ -118,22 +122,115 @@ def test_time_sliced_gpu_is_shared_by_four_users(started, cluster):
     assert node["metadata"]["labels"]["nvidia.com/gpu.replicas"] == "4"
 
 
-def test_hidden_profile_is_refused_before_kubernetes(catalog_hub, cluster, username):
-    """A user outside gpu-users asks the REST API for a GPU profile: refused with a message, no API call."""
+SUFFIXED_IMAGE = "quay.io/jupyter/base-notebook:2024-12-02@evil/miner"  # re.match (upstream) accepts this
+PATTERN = PROFILES["data-engineering"]["options"][0]["free_text"]["pattern"]
+
+# (user_options, the problem the message must name): a user in no group sees data-engineering and elyra only
+REFUSED = {
+    "hidden-profile": ({"profile": "gpu"},
+                       "Unknown profile 'gpu', or not one you may start. Your profiles: data-engineering, elyra."),
+    "unknown-profile": ({"profile": "no-such-profile"},
+                        "Unknown profile 'no-such-profile', or not one you may start. Your profiles: "
+                        "data-engineering, elyra."),
+    "unknown-choice": ({"profile": "data-engineering", "image": "pyspark-9-9"},
+                       "Image: unknown choice 'pyspark-9-9', or not one you may use. Choices: pyspark-3-5, pyspark-3-4."),
+    "hidden-choice": ({"profile": "data-engineering", "size": "large"},
+                      "Size: unknown choice 'large', or not one you may use. Choices: standard."),
+    "free-text-suffix": ({"profile": "data-engineering", "image--unlisted-choice": SUFFIXED_IMAGE},
+                         f"Image: {SUFFIXED_IMAGE!r} is not allowed; it must match {PATTERN!r} in full."),
+    "free-text-not-offered": ({"profile": "data-engineering", "size--unlisted-choice": "huge"},
+                              "Size: a custom value is not allowed here."),
+    "unknown-option": ({"profile": "elyra", "image": "pyspark-3-5"},
+                       "Unknown server option(s) for profile 'elyra': image."),
+    "profile-not-text": ({"profile": 3}, "The profile must be given by its name (a string), not int."),
+    "choice-not-text": ({"profile": "data-engineering", "image": ["pyspark-3-5"]},
+                        "Image: expected text for 'image', got list."),
+    "free-text-not-text": ({"profile": "data-engineering", "image--unlisted-choice": {"image": "x"}},
+                           "Image: expected text for 'image--unlisted-choice', got dict."),
+}
+
+
+def assert_nothing_reached_kubernetes(catalog_hub, cluster, username, pod_creates_before):
+    assert cluster.requests.count("create", "pods") == pod_creates_before
+    assert cluster.find("pods", f"jupyter-{username}", NAMESPACE) is None
+    model = catalog_hub.server_model(username)
+    assert not (model and (model.get("ready") or model.get("pending"))), model
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_rest_request_outside_the_users_list_is_refused_before_kubernetes(catalog_hub, cluster, username, case):
+    """POST /hub/api/users/{name}/server with user_options naming something this user may not start (or of the
+    wrong shape): the request itself answers 400 with a message naming the problem, and no pod is created."""
+    user_options, problem = REFUSED[case]
     catalog_hub.ensure_user(username)
     before = cluster.requests.count("create", "pods")
-    r = catalog_hub.spawn(username, {"profile": "gpu"})
-    if r.status_code in (201, 202):
-        with pytest.raises(SpawnFailed) as failed:
-            catalog_hub.wait_ready(username, timeout=30)
-        message = failed.value.message
-    else:
-        message = r.json().get("message", "")
-        assert r.status_code in (400, 403), r.text
-    # the user is told what went wrong and what they may start instead
-    assert "'gpu'" in message and "not one you may start" in message and "data-engineering" in message, message
+    r = catalog_hub.spawn(username, user_options)
+    assert r.status_code == 400, (r.status_code, r.text)
+    assert r.json()["message"] == problem
+    assert_nothing_reached_kubernetes(catalog_hub, cluster, username, before)
+    # a reloaded spawn-pending page shows the same words
+    assert catalog_hub.last_spawn_error(username) == f"Spawn failed: {problem}"
+
+
+def test_refusals_in_a_row_do_not_stop_the_hub(catalog_hub, chart_config, cluster, request):
+    """z2jh sets consecutive_failure_limit = 5 and JupyterHub 5 exits after that many failed starts in a row,
+    refusals included (JupyterHub 6 counts errors only): refused requests must not bring the hub down for
+    everyone. No start succeeds in between, so the count would reach the limit here."""
+    assert "c.Spawner.consecutive_failure_limit = 5" in chart_config, \
+        "the chart's consecutive_failure_limit is what this test is about"
+    before = cluster.requests.count("create", "pods")
+    for i in range(7):
+        r = catalog_hub.spawn(f"refused-{i}-{abs(hash(request.node.nodeid)) % 1000}", {"profile": "gpu"})
+        assert r.status_code == 400, r.text
+    assert catalog_hub.api("GET", "/").status_code == 200
+    log = catalog_hub.process.log_text()
+    assert "consecutive spawns failed" not in log and "Aborting due to" not in log
+    assert catalog_hub.process.alive
     assert cluster.requests.count("create", "pods") == before
-    assert cluster.find("pods", f"jupyter-{username}", NAMESPACE) is None
+
+
+def test_refusal_on_the_spawn_form_shows_the_message(catalog_hub, cluster, username):
+    """The browser way: a submitted form naming a profile the user may not start comes back as the form, with
+    the message on the page (JupyterHub renders the error on the spawn page), and nothing reaches Kubernetes."""
+    browser = catalog_hub.login(username)
+    form = browser.get(f"hub/spawn/{username}")
+    assert 'value="data-engineering"' in form.text and 'value="gpu"' not in form.text  # not offered
+    before = cluster.requests.count("create", "pods")
+    for data, problem in [({"profile": "gpu"}, REFUSED["hidden-profile"][1]),
+                          ({"profile": "data-engineering",
+                            "profile-option-data-engineering--image--unlisted-choice": SUFFIXED_IMAGE},
+                           REFUSED["free-text-suffix"][1])]:
+        page = browser.spawn_form(data)
+        assert page.status_code == 400, page.status_code
+        assert f"hub/spawn/{username}" in page.url and "<form" in page.text  # the spawn page again
+        assert problem in html.unescape(page.text), page.text[:3000]
+    assert_nothing_reached_kubernetes(catalog_hub, cluster, username, before)
+
+
+def test_form_free_text_image_that_matches_is_started(catalog_hub, cluster, username):
+    """The form's "Other" entry: a value that matches the pattern in full starts a pod with exactly that image."""
+    image = "quay.io/jupyter/minimal-notebook:2024-12-02"
+    browser = catalog_hub.login(username)
+    form = browser.get(f"hub/spawn/{username}").text
+    field = "profile-option-data-engineering--image--unlisted-choice"
+    # what the browser's script submits when "Other" is picked: the select's name moves to the text input
+    assert f'data-name="{field}"' in form and 'value="unlisted-choice"' in form
+    page = browser.spawn_form({"profile": "data-engineering", field: image,
+                               "profile-option-data-engineering--size": "standard"})
+    assert page.status_code == 200, page.text[:2000]
+    try:
+        catalog_hub.wait_ready(username, timeout=120)
+        pod = cluster.get("pods", f"jupyter-{username}", NAMESPACE)
+        assert pod["spec"]["containers"][0]["image"] == image
+        labels, annotations = pod["metadata"]["labels"], pod["metadata"]["annotations"]
+        assert labels["jupyterhub-ext/profile"] == "data-engineering"
+        assert labels["jupyterhub-ext/option-image"] == "custom"
+        assert labels["jupyterhub-ext/option-size"] == "standard"
+        assert annotations["jupyterhub-ext/image"] == image
+        assert catalog_hub.server_get(username, "api/status").status_code == 200
+    finally:
+        catalog_hub.stop_server(username)
+    cluster.wait_gone("pods", f"jupyter-{username}", NAMESPACE, timeout=60)
 
 
 def test_mig_profile_without_warm_node_shows_scheduler_reason(started, catalog_hub, cluster, username):

@@ -246,34 +246,89 @@ def test_pod_delete_error_on_stop_leaves_no_orphan(cluster, hub, username):
             cluster.delete("pods", pod(username), NAMESPACE, grace_period_seconds=0)
 
 
-def test_pod_delete_forbidden_on_stop_is_not_retried(cluster, hub, username):
-    """A refusal that waiting cannot fix (403) ends the stop at once, as in KubeSpawner: retried only 429/5xx."""
+FORBIDDEN = 'pods "{pod}" is forbidden: User "system:serviceaccount:jhub:hub" cannot delete resource "pods" in ' \
+            'API group "" in the namespace "{ns}"'
+
+
+def stop_refused(hub, user, fault, timeout=60):
+    """Ask for the stop and wait for it to end; the DELETE's answer."""
+    r = hub.api("DELETE", f"/users/{user}/server")
+    cluster_wait = time.monotonic() + timeout
+    while (hub.server_model(user) or {}).get("pending") and time.monotonic() < cluster_wait:
+        time.sleep(0.2)
+    assert fault.hits >= 1
+    return r
+
+
+def test_pod_delete_forbidden_on_stop_is_not_retried_and_the_pod_goes_once_allowed(cluster, hub, username):
+    """A refusal that waiting cannot fix (403) ends the stop at once, as in KubeSpawner (only 429/5xx are
+    retried). JupyterHub 5 and 6 then record the server as stopped whatever the spawner says, and drop its error
+    silently: the user is not stuck (they may start again), the operator reads the API's refusal in the hub's
+    log, and the pod that kept running is deleted as soon as the API allows it, not left holding its node."""
     hub.start(username, timeout=60)
-    fault = cluster.faults.add("delete", "pods", times=None, status=403, name=pod(username), namespace=NAMESPACE)
+    uid = cluster.get("pods", pod(username), NAMESPACE)["metadata"]["uid"]
+    fault = cluster.faults.add("delete", "pods", times=None, status=403, reason="Forbidden", name=pod(username),
+                               namespace=NAMESPACE, message=FORBIDDEN.format(pod=pod(username), ns=NAMESPACE))
     try:
-        hub.api("DELETE", f"/users/{username}/server")
-        cluster.wait_for(lambda: not (hub.server_model(username) or {}).get("pending"), timeout=30,
-                         what="the stop to end")
-        assert fault.hits == 1
+        r = stop_refused(hub, username, fault)
+        assert r.status_code == 204, r.text  # the stop ended at once: one refused delete, no retry of a 403
+        assert hub.server_model(username) is None  # what the user and the admin page see: stopped
+        assert_hub_healthy(hub)
+        logged = hub.process.wait_for_log(rf"Stopping {username}: the pod {NAMESPACE}/{pod(username)} could not "
+                                          r"be deleted \(403 Forbidden: pods .* is forbidden: .*\); it is deleted as "
+                                          r"soon as the Kubernetes API allows it")
+        assert logged
+        assert cluster.get("pods", pod(username), NAMESPACE)["metadata"]["uid"] == uid  # still there, refused
+    finally:
+        cluster.faults.remove(fault)
+    # the refusal lifted: the leftover goes without anyone starting or stopping anything
+    assert_no_pod(cluster, username, timeout=60)
+    assert cluster.processes(NAMESPACE, pod(username)) == []
+    hub.process.wait_for_log(rf"Deleted pod {NAMESPACE}/{pod(username)} that a failed delete had left")
+    hub.start(username, timeout=60)
+    hub.stop_server(username)
+    assert_no_pod(cluster, username)
+
+
+def test_next_start_while_the_leftover_cannot_be_deleted_says_why(cluster, hub, username):
+    """The user starts again while the API still refuses to delete the pod a failed stop left: the start fails
+    with that refusal in its message (not a stack trace), and works once the refusal is lifted."""
+    hub.start(username, timeout=60)
+    fault = cluster.faults.add("delete", "pods", times=None, status=403, reason="Forbidden", name=pod(username),
+                               namespace=NAMESPACE, message=FORBIDDEN.format(pod=pod(username), ns=NAMESPACE))
+    try:
+        stop_refused(hub, username, fault)
+        with pytest.raises(SpawnFailed) as failed:
+            hub.start(username, timeout=60)
+        assert f"the pod {NAMESPACE}/{pod(username)} could not be deleted (403 Forbidden: " in failed.value.message
+        assert "is forbidden" in failed.value.message
         assert_hub_healthy(hub)
     finally:
         cluster.faults.remove(fault)
-        if cluster.find("pods", pod(username), NAMESPACE):
-            cluster.delete("pods", pod(username), NAMESPACE, grace_period_seconds=0)
+    assert_no_pod(cluster, username, timeout=60)
+    hub.start(username, timeout=60)
+    hub.stop_server(username)
+    assert_no_pod(cluster, username)
 
 
 def test_pod_delete_failing_past_the_retries_is_repaired_by_next_start(cluster, hub, username):
-    """Deletes refused for longer than k8s_api_request_retry_timeout: the stop gives up and JupyterHub records
-    the server as stopped with the pod still there (as upstream); the next start replaces the leftover pod,
-    so the user is never stuck."""
+    """Deletes refused (503) for longer than k8s_api_request_retry_timeout: the stop gives up, JupyterHub
+    records the server as stopped (as upstream) and the hub's log says which pod could not be deleted and why;
+    once the API answers again, the next start replaces the leftover pod, so the user is never stuck and no
+    second pod appears."""
     hub.start(username, timeout=60)
     first_uid = cluster.get("pods", pod(username), NAMESPACE)["metadata"]["uid"]
     fault = cluster.faults.add("delete", "pods", times=None, status=503, name=pod(username), namespace=NAMESPACE)
     try:
-        hub.api("DELETE", f"/users/{username}/server")
+        r = stop_refused(hub, username, fault)
+        assert r.status_code in (202, 204), r.text  # the retries may outlast JupyterHub's slow_stop_timeout
         cluster.wait_for(lambda: not (hub.server_model(username) or {}).get("pending"), timeout=60,
                          what="the stop to give up")
         assert fault.hits > 1  # retried
+        assert hub.server_model(username) is None
+        hub.process.wait_for_log(rf"Stopping {username}: the pod {NAMESPACE}/{pod(username)} could not be "
+                                 r"deleted \(Could not delete pod .*\)")
+        assert cluster.get("pods", pod(username), NAMESPACE)["metadata"]["uid"] == first_uid
     finally:
         cluster.faults.remove(fault)
     assert_hub_healthy(hub)

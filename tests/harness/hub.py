@@ -46,16 +46,18 @@ def port_free_on_all_interfaces(port: int) -> bool:
 def kube_hub_config(*, namespace: str, spawner_class: str = "kubespawner.KubeSpawner", image: str = DEFAULT_IMAGE,
                     auth: str = "shared-password", password: str = DEFAULT_PASSWORD, start_timeout: int = 30,
                     http_timeout: int = 30, storage: str = "dynamic", request_retry_timeout: int = 10,
-                    singleuser_port: int | None = None, hub_connect_ip: str | None = None) -> str:
+                    singleuser_port: int | None = None, hub_connect_ip: str | None = None,
+                    slow_spawn_timeout: float | None = 0) -> str:
     """jupyterhub_config.py lines shaped like the z2jh 4.4 chart's defaults for KubeSpawner.
 
     ``storage``: "dynamic" (a PVC claim-<user> per user at /home/jovyan, as z2jh's default) or "none".
+    ``slow_spawn_timeout``: 0 (the default here) makes a spawn request answer 202 at once, and tests follow the
+    progress stream; None keeps JupyterHub's own 10 s (as z2jh does), within which a start that fails fast, such
+    as a refused request, is answered by the request itself.
     """
     port = singleuser_port or (8888 if port_free_on_all_interfaces(8888) else 18888)
     lines = [
         f"c.JupyterHub.spawner_class = {spawner_class!r}",
-        # a spawn request returns at once (202); tests follow the progress stream
-        "c.JupyterHub.tornado_settings = {'slow_spawn_timeout': 0}",
         f"c.KubeSpawner.namespace = {namespace!r}",
         f"c.KubeSpawner.image = {image!r}",
         "c.KubeSpawner.cmd = ['jupyterhub-singleuser']",
@@ -70,6 +72,8 @@ def kube_hub_config(*, namespace: str, spawner_class: str = "kubespawner.KubeSpa
         f"c.KubeSpawner.k8s_api_request_retry_timeout = {request_retry_timeout}",
         "c.Spawner.default_url = '/lab'",
     ]
+    if slow_spawn_timeout is not None:
+        lines.append(f"c.JupyterHub.tornado_settings = {{'slow_spawn_timeout': {slow_spawn_timeout!r}}}")
     if hub_connect_ip:
         lines.append(f"c.JupyterHub.hub_connect_ip = {hub_connect_ip!r}")
     if storage == "dynamic":
@@ -91,6 +95,11 @@ def kube_hub_config(*, namespace: str, spawner_class: str = "kubespawner.KubeSpa
         lines += ["c.JupyterHub.authenticator_class = 'dummy'", f"c.DummyAuthenticator.password = {password!r}",
                   "c.Authenticator.allow_all = True"]
     return "\n".join(lines)
+
+
+class ProgressUnavailable(AssertionError):
+    """The progress endpoint answered 400 "is not starting": between JupyterHub clearing the pending flag of a
+    failed start and that start's future settling (the clean-up stop runs in between), or nothing to follow."""
 
 
 class SpawnFailed(AssertionError):
@@ -157,6 +166,8 @@ class KubeHub:
         events: list[dict] = []
         deadline = time.monotonic() + timeout
         with self.api("GET", path, stream=True, timeout=(5, timeout)) as r:
+            if r.status_code == 400:
+                raise ProgressUnavailable(f"progress for {name}: {r.status_code} {r.text}")
             if r.status_code != 200:
                 raise AssertionError(f"progress for {name}: {r.status_code} {r.text}")
             for raw in r.iter_lines(decode_unicode=True):
@@ -179,7 +190,11 @@ class KubeHub:
             if model and model.get("ready"):
                 return model
             if model and model.get("pending") == "spawn":
-                events = self.progress(name, server, timeout=max(1.0, deadline - time.monotonic()))
+                try:
+                    events = self.progress(name, server, timeout=max(1.0, deadline - time.monotonic()))
+                except ProgressUnavailable:
+                    time.sleep(0.2)  # the start is failing and cleaning up: look again
+                    continue
                 if events and events[-1].get("failed"):
                     raise SpawnFailed(events[-1].get("message", "spawn failed"), events)
                 continue
@@ -191,21 +206,29 @@ class KubeHub:
         raise TimeoutError(f"server {name}/{server} not ready after {timeout}s; progress: "
                            f"{[e.get('message') for e in events]}")
 
-    def last_spawn_error(self, name: str, server: str = "") -> str | None:
-        """The failure message JupyterHub keeps for a user's last spawn (via the progress endpoint)."""
+    def last_spawn_error(self, name: str, server: str = "", timeout: float = 10) -> str | None:
+        """The failure message JupyterHub keeps for a user's last spawn (via the progress endpoint): what a
+        reloaded spawn-pending page shows."""
         path = f"/users/{name}/servers/{server}/progress" if server else f"/users/{name}/server/progress"
-        with self.api("GET", path, stream=True, timeout=10) as r:
-            if r.status_code != 200:
-                try:
-                    return r.json().get("message")
-                except ValueError:
-                    return r.text
-            for raw in r.iter_lines(decode_unicode=True):
-                if raw and raw.startswith("data:"):
-                    ev = json.loads(raw[5:])
-                    if ev.get("failed") or ev.get("ready"):
-                        return ev.get("message")
-        return None
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.api("GET", path, stream=True, timeout=10) as r:
+                if r.status_code != 200:
+                    try:
+                        message = r.json().get("message")
+                    except ValueError:
+                        message = r.text
+                    if r.status_code == 400 and "is not starting" in (message or "") \
+                            and time.monotonic() < deadline:
+                        time.sleep(0.2)  # a failed start still cleaning up (see ProgressUnavailable)
+                        continue
+                    return message
+                for raw in r.iter_lines(decode_unicode=True):
+                    if raw and raw.startswith("data:"):
+                        ev = json.loads(raw[5:])
+                        if ev.get("failed") or ev.get("ready"):
+                            return ev.get("message")
+            return None
 
     def start(self, name: str, user_options: dict | None = None, server: str = "", timeout: float = 90) -> dict:
         r = self.spawn(name, user_options, server)
