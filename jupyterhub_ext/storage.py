@@ -178,6 +178,7 @@ class StorageSettings:
     home_dir_scheme: str = "escape"
     home_pvc_size: str = "1Gi"
     home_storage_class: str = ""
+    pvc_name_template: str = "claim-{user_server}"  # KubeSpawner's, naming each user's claim in 'pvc' mode
     ownership: str = "access-point"
     init_image: str = "quay.io/jupyterhub/k8s-network-tools:4.4.0"
     shared_pvc: str = ""
@@ -227,6 +228,24 @@ def _literal_prefix(template: str) -> str:
     return "/".join(out)
 
 
+def could_be_users_claim(claim: str, template: str) -> bool:
+    """Whether KubeSpawner's ``pvc_name_template`` can render to ``claim`` for some user or server.
+
+    Every field is taken to render to anything (the slug schemes differ), so this over-approximates: a claim it
+    says no to is never a user's. KubeSpawner strips trailing '-' from a rendering unless the template itself
+    ends with one, so ``claim`` plus some '-' matching is enough.
+    """
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError:
+        return False  # not a template KubeSpawner could render either
+    pattern = re.compile("".join(re.escape(literal) + (".*" if name is not None else "")
+                                 for literal, name, _, _ in parts))
+    if template.endswith("-"):
+        return pattern.fullmatch(claim) is not None
+    return any(pattern.fullmatch(claim + "-" * k) for k in range(len(template) + 1))
+
+
 def check_settings(s: StorageSettings) -> None:
     """Refuse settings that cannot work or that would expose one user's files to another."""
     if s.home_mode not in HOME_MODES:
@@ -273,6 +292,11 @@ def _check_shared(s: StorageSettings) -> None:
             # the home would be mounted inside a read-only mount, and hidden under the shared one
             raise ConfigError(s.key("shared_mount_path"), f"{s.shared_mount_path!r} contains the home mount "
                                                           f"{s.home_mount_path!r}; mount the shared volume elsewhere")
+    if s.home_mode == "pvc" and could_be_users_claim(s.shared_pvc, s.pvc_name_template):
+        # one user's own disk mounted for everyone: their home readable (or writable) by the whole hub
+        raise ConfigError(s.key("shared_pvc"), f"{s.shared_pvc!r} could be a user's own claim (pvc_name_template "
+                          f"{s.pvc_name_template!r}), whose home everyone would see; name the shared claim "
+                          "so that no user's claim can have its name")
     if s.home_mode == "efs" and s.shared_pvc == s.home_pvc:
         # One volume for both: the shared directory must be a sibling of the homes, never their parent (the
         # public blueprint mounts the EFS root as "shared", so every home is readable there) nor a place a
@@ -763,14 +787,23 @@ class StorageMixin(HasTraits):
         config=True,
         help="""How the home comes to be owned by ``uid``/``gid`` (1000/100) without root in the user container.
 
-        - ``access-point`` (default): nothing runs in the pod. The storage hands out the ownership: an EFS
-          access point with a POSIX user 1000/100 (``efs``), or ``fsGroup`` with
-          ``fsGroupChangePolicy: OnRootMismatch`` on a per-user disk (``pvc``). Meets Pod Security ``restricted``.
-        - ``init-container``: a small init container (``home_init_image``) runs as root with only the
-          CHOWN, DAC_OVERRIDE and FOWNER capabilities, sees only this user's own directories, and fixes their
-          owner and mode non-recursively, only when wrong. Needs Pod Security ``baseline``.
+        - ``access-point`` (the default in ``efs`` and ``none`` mode): nothing runs in the pod. The storage hands
+          out the ownership: an EFS access point with a POSIX user 1000/100 (``efs``), or ``fsGroup`` with
+          ``fsGroupChangePolicy: OnRootMismatch`` on a per-user disk (``pvc``) - which leaves a fresh disk's
+          root owned by root (group 100, group-writable). Meets Pod Security ``restricted``.
+        - ``init-container`` (the default in ``pvc`` mode, where a fresh disk's root is root's: git refuses a
+          repository there, "detected dubious ownership", and the user cannot chmod their own home): a small
+          init container (``home_init_image``) runs as root with only the CHOWN, DAC_OVERRIDE and FOWNER
+          capabilities, sees only this user's own directories, and fixes their owner and mode
+          non-recursively, only when wrong (once per disk). Needs Pod Security ``baseline``.
         """,
     )
+
+    @default("home_ownership")
+    def _home_ownership_default(self):
+        # a fresh per-user disk's root is root:root; fsGroup only makes it root:100
+        return "init-container" if self.home_mode == "pvc" else "access-point"
+
     home_init_image = Unicode(
         "quay.io/jupyterhub/k8s-network-tools:4.4.0",
         config=True,
@@ -835,6 +868,7 @@ class StorageMixin(HasTraits):
             home_dir_scheme=self.home_dir_scheme,
             home_pvc_size=self.home_pvc_size,
             home_storage_class=self.home_storage_class,
+            pvc_name_template=getattr(self, "pvc_name_template", StorageSettings.pvc_name_template),
             ownership=self.home_ownership,
             init_image=self.home_init_image,
             shared_pvc=self.shared_pvc,
@@ -888,6 +922,21 @@ class StorageMixin(HasTraits):
         if name not in self._storage_bases:
             self._storage_bases[name] = copy.deepcopy(getattr(self, name))
         return self._storage_bases[name]
+
+    def load_state(self, state):
+        """KubeSpawner's, plus: in ``pvc`` mode a user with no saved state at all keeps a KubeSpawner 6 claim.
+
+        KubeSpawner 7 (``handle_legacy_names``) mounts an existing 6.x-named claim (``claim-<escaped name>``)
+        instead of making a new one only when the state came from 6.x. A user with no state (a hub database
+        made anew) would get a new, empty disk while their 6.x one sits beside it. KubeSpawner's own check runs
+        for them too: it keeps the new-style claim when it exists, else the 6.x one when that exists, once;
+        the claim in use is then saved in the state.
+        """
+        super().load_state(state)  # type: ignore[misc]
+        # "unknown" is KubeSpawner's own mark for state from before 7, the one its legacy-name check looks at
+        if (not state and self.home_mode == "pvc" and getattr(self, "handle_legacy_names", False)
+                and getattr(self, "_state_kubespawner_version", "") is None):
+            self._state_kubespawner_version = "unknown"
 
     # -- start-up ------------------------------------------------------------------------------------
 

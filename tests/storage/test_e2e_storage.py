@@ -6,8 +6,12 @@ as local processes with its volumes as directories (tests/harness, docs/testing.
   group's directory; a user cannot reach another user's home through anything mounted in their pod.
 - A plain NFS claim whose directories the kubelet creates as root: the ``init-container`` ownership mode
   makes the home the user's, and a restart finds it right and changes nothing.
-- A per-user disk (``pvc`` mode, the AKS classroom): created by KubeSpawner, writable through fsGroup,
-  kept across a restart.
+- A profile whose override brings its own volumes and mounts (lists, which KubeSpawner would use in place of
+  the configured ones) and tolerations: its mount, the home and the shared folder all work in the pod, and the
+  chart's tolerations stay on it.
+- A per-user disk (``pvc`` mode, the AKS classroom): created by KubeSpawner, its root made the user's
+  (1000:100) by the init container once, kept across a restart; a claim KubeSpawner 6 made for the user is
+  mounted instead of a new one, whether the hub has 6.x state for them or none at all.
 
 The emulated container's root is an overlay of this machine's root, so "cannot reach" is checked under the
 paths the pod mounts (``/home``), not across the whole file system.
@@ -15,27 +19,43 @@ paths the pod mounts (``/home``), not across the whole file system.
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 
 import pytest
-from kubespawner.slugs import escape_slug
+from kubespawner.slugs import escape_slug, safe_slug
 
 from tests.e2e.conftest import NAMESPACE, cluster, stop_module_hub, username  # noqa: F401 (fixtures)
-from tests.harness.hub import start_kube_hub
+from tests.harness.hub import KubeHub, kube_hub_config, start_kube_hub
+from tests.support.hub_process import start_hub
 from tests.harness.kubelet import DEFAULT_COMMAND_MAP, STANDIN_COMMAND
 from tests.harness.platform import efs_objects
 
 pytestmark = pytest.mark.e2e
 
 IMAGE = "quay.io/jupyterhub/k8s-singleuser-sample:4.4.0"
+SCRATCH_TOLERATION = {"key": "example.com/scratch", "operator": "Exists", "effect": "NoSchedule"}
 CATALOG = [{"slug": "cpu", "display_name": "CPU", "default": True, "image": IMAGE,
-            "hardware": {"kind": "cpu", "cpu": {"limit": 1}, "memory": {"limit": "1G"}}}]
+            "hardware": {"kind": "cpu", "cpu": {"limit": 1}, "memory": {"limit": "1G"}}},
+           # its own volumes and mounts as lists (KubeSpawner replaces a list on override) and a toleration
+           # (a catalog adds those to the chart's through hardware.tolerations)
+           {"slug": "scratch", "display_name": "CPU with scratch space", "image": IMAGE,
+            "hardware": {"kind": "cpu", "cpu": {"limit": 1}, "memory": {"limit": "1G"},
+                         "tolerations": [SCRATCH_TOLERATION]},
+            "kubespawner_override": {"volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}}],
+                                     "volume_mounts": [{"name": "scratch", "mountPath": "/scratch"}]}}]
+# what z2jh 4.4.0 puts on every user pod (scheduling.userPods.tolerations)
+CHART_TOLERATIONS = [
+    {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"},
+    {"key": "hub.jupyter.org_dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"},
+]
 # the notebook server is not what is tested here: the stdlib stand-in starts in ~50 ms
 CLUSTER_OPTIONS = {"command_map": {**DEFAULT_COMMAND_MAP, "jupyterhub-singleuser": STANDIN_COMMAND}}
 
 
 def hub_config(**storage) -> str:
-    lines = [f"c.ProfilesKubeSpawner.profiles = {CATALOG!r}"]
+    lines = [f"c.ProfilesKubeSpawner.profiles = {CATALOG!r}", f"c.KubeSpawner.tolerations = {CHART_TOLERATIONS!r}"]
     lines += [f"c.ProfilesKubeSpawner.{k} = {v!r}" for k, v in storage.items()]
     # what the chart's hub.extraConfig runs: wires the spawner and checks the configuration
     lines += ["import jupyterhub_ext.z2jh", "jupyterhub_ext.z2jh.setup(c)"]
@@ -196,6 +216,36 @@ def test_a_user_cannot_reach_another_users_home(efs_hub, cluster, username):  # 
             efs_hub.stop_server(user)
 
 
+def test_a_profile_with_its_own_volumes_and_tolerations_keeps_home_shared_and_the_charts(efs_hub, cluster,
+                                                                                         username):  # noqa: F811
+    student = member(efs_hub, username)
+    efs_hub.start(student, {"profile": "scratch"}, timeout=60)
+    try:
+        pod = cluster.get("pods", f"jupyter-{student}", NAMESPACE)
+        assert pod["metadata"]["labels"]["jupyterhub-ext/profile"] == "scratch"
+        mounted = {m["mountPath"]: m["name"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+        assert {"/scratch": "scratch", "/home/jovyan": "home", "/home/shared": "shared"}.items() <= mounted.items()
+        # the chart's tolerations and the profile's, on the pod the scheduler placed
+        tolerations = pod["spec"]["tolerations"]
+        assert all(t in tolerations for t in CHART_TOLERATIONS + [SCRATCH_TOLERATION]), tolerations
+        assert pod["spec"].get("nodeName")
+        # the profile's own volume works
+        code, out = sh(cluster, student, "echo tmp > /scratch/t.txt && cat /scratch/t.txt")
+        assert (code, out.strip()) == (0, "tmp"), out
+        # the home is hers and writable, and lands in her directory of the homes' volume
+        code, out = sh(cluster, student, "echo mine > ~/p.txt && stat -c %u:%g ~/p.txt")
+        assert (code, out.strip()) == (0, "1000:100"), out
+        home = os.path.join(cluster.claim_dir(NAMESPACE, "efs-home"), home_of(student))
+        assert open(os.path.join(home, "p.txt")).read() == "mine\n"
+        # the shared folder is there, read-only for a student
+        code, out = sh(cluster, student, "ls /home/shared >/dev/null && echo listed")
+        assert (code, out.strip()) == (0, "listed"), out
+        code, out = sh(cluster, student, f"echo no > /home/shared/{username}.txt")
+        assert code != 0 and "Read-only file system" in out, out
+    finally:
+        efs_hub.stop_server(student)
+
+
 # -- init-container ownership on storage without access points ---------------------------------------------
 
 def test_init_container_makes_a_root_created_home_the_users(nfs_hub, cluster, username):  # noqa: F811
@@ -221,14 +271,119 @@ def test_init_container_makes_a_root_created_home_the_users(nfs_hub, cluster, us
 
 # -- a disk per user (pvc mode) -------------------------------------------------------------------------------
 
-def test_per_user_disk_is_created_writable_and_kept(pvc_hub, cluster, username):  # noqa: F811
+def test_per_user_disk_is_created_owned_by_the_user_and_kept(pvc_hub, cluster, username):  # noqa: F811
     member(pvc_hub, username)
     pvc_hub.start(username, {"profile": "cpu"}, timeout=60)
     claim = cluster.get("persistentvolumeclaims", f"claim-{username}", NAMESPACE)
     assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi" and claim["status"]["phase"] == "Bound"
-    code, out = sh(cluster, username, "echo on-disk > ~/d.txt && id -G")
-    assert code == 0 and "100" in out.split(), out
+    # a fresh disk's root is root's, and fsGroup makes it only root:100; the init container made it the user's
+    code, out = sh(cluster, username, "id -u; id -g; stat -c '%u:%g %A' ~; echo on-disk > ~/d.txt && mkdir ~/sub "
+                                      "&& stat -c %u:%g ~/d.txt ~/sub")
+    assert code == 0 and out.split() == ["1000", "100", "1000:100", "drwxrwsr-x", "1000:100", "1000:100"], out
+    # what a root-owned home breaks: git refuses a repository whose top directory another user owns
+    code, out = sh(cluster, username, "cd ~ && git init -q && git status --porcelain && echo git-ok")
+    assert code == 0 and out.split()[-1] == "git-ok" and "dubious ownership" not in out, out
+    disk = cluster.claim_dir(NAMESPACE, f"claim-{username}")
+    assert (os.stat(disk).st_uid, os.stat(disk).st_gid) == (1000, 100)
+    logs = cluster.logs(NAMESPACE, f"jupyter-{username}", "home-ownership")
+    assert "/mnt/home now owned by 1000:100" in logs, logs
+    # a restart finds the disk right: nothing is changed, nothing walked
+    before = os.stat(disk).st_ctime_ns
     restart(pvc_hub, cluster, username)
+    assert os.stat(disk).st_ctime_ns == before
+    assert cluster.logs(NAMESPACE, f"jupyter-{username}", "home-ownership").strip() == ""
     code, out = sh(cluster, username, "cat ~/d.txt")
     assert (code, out.strip()) == (0, "on-disk"), out
     pvc_hub.stop_server(username)
+
+
+# -- KubeSpawner 6 claims kept across the upgrade to 7 (KubeSpawner's handle_legacy_names) ------------------
+
+def six_claim(cluster, user: str) -> str:  # noqa: F811
+    """The claim a KubeSpawner 6 hub made for ``user`` (``claim-<escaped name>``), holding a file of theirs.
+
+    Bound to a prepared PV so that it holds the file before the first start; its root is root:100, what the
+    kubelet's fsGroup left on a 6.x disk.
+    """
+    name = f"claim-{escape_slug(user)}"
+    pv = {"metadata": {"name": f"pv-{name}"},
+          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                   "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+                   "csi": {"driver": "disk.csi.azure.com", "volumeHandle": name},
+                   "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": NAMESPACE,
+                                "name": name}}}
+    pvc = {"metadata": {"name": name, "namespace": NAMESPACE},
+           "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": pv["metadata"]["name"],
+                    "resources": {"requests": {"storage": "1Gi"}}}}
+    cluster.create("persistentvolumes", pv)
+    cluster.create("persistentvolumeclaims", pvc, NAMESPACE)
+    disk = cluster.claim_dir(NAMESPACE, name)
+    os.makedirs(disk, exist_ok=True)  # the harness may have made it when the PV bound
+    os.chown(disk, 0, 100)
+    os.chmod(disk, 0o2775)
+    with open(os.path.join(disk, "from-6x.txt"), "w") as f:
+        f.write("kept\n")
+    os.chown(os.path.join(disk, "from-6x.txt"), 1000, 100)
+    return name
+
+
+def assert_mounts_the_six_claim(cluster, user: str, pod_name: str, legacy: str) -> None:  # noqa: F811
+    pod = cluster.get("pods", pod_name, NAMESPACE)
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if v["name"] == "home"]
+    assert claims == [legacy], claims
+    code, out = cluster.exec(NAMESPACE, pod_name, ["sh", "-c", "cat ~/from-6x.txt && stat -c %u:%g ~"])
+    assert (code, out.split()) == (0, ["kept", "1000:100"]), out
+    # no new, empty disk under KubeSpawner 7's name
+    new = f"claim-{safe_slug(user, max_length=48)}"
+    assert new != legacy and cluster.find("persistentvolumeclaims", new, NAMESPACE) is None
+
+
+def test_a_kubespawner_6_claim_is_kept_for_a_user_the_hub_has_no_state_for(pvc_hub, cluster, username):  # noqa: F811
+    # a hub database made anew (or the user added again): KubeSpawner alone would make claim-<safe name>
+    user = member(pvc_hub, username)
+    legacy = six_claim(cluster, user)
+    pvc_hub.start(user, {"profile": "cpu"}, timeout=60)
+    assert_mounts_the_six_claim(cluster, user, f"jupyter-{user}", legacy)
+    assert f"Using legacy pvc {legacy} for {user}" in pvc_hub.process.log_text()
+    # the claim in use is remembered: the next start mounts it again
+    restart(pvc_hub, cluster, user)
+    assert_mounts_the_six_claim(cluster, user, f"jupyter-{user}", legacy)
+    pvc_hub.stop_server(user)
+
+
+def test_a_kubespawner_6_claim_is_kept_for_a_user_with_6x_state(request, cluster, username, tmp_path):  # noqa: F811
+    legacy = six_claim(cluster, username)
+    config = [kube_hub_config(namespace=NAMESPACE, spawner_class="jupyterhub_ext.spawner.ProfilesKubeSpawner",
+                              storage="none", start_timeout=60), hub_config(home_mode="pvc")]
+
+    def launch() -> KubeHub:  # the same database each time: the hub is upgraded, not replaced
+        process = start_hub(config, name="e2e-storage-upgrade", env={"KUBECONFIG": cluster.kubeconfig},
+                            workdir=tmp_path)
+        return KubeHub(process, NAMESPACE, kubeconfig=cluster.kubeconfig)
+
+    hub = launch()
+    hub.ensure_user(username)
+    hub.process.stop()
+    # what a KubeSpawner 6 hub saved for a user whose server had run: names in the 'escape' scheme, no
+    # kubespawner_version and no pvc_name (6.x saved neither)
+    pod6 = f"jupyter-{escape_slug(username)}"
+    state = {"pod_name": pod6, "namespace": NAMESPACE, "dns_name": f"{pod6}.{NAMESPACE}.svc.cluster.local"}
+    db = sqlite3.connect(tmp_path / "jupyterhub.sqlite")
+    try:
+        with db:
+            updated = db.execute("UPDATE spawners SET state = ? WHERE name = '' AND user_id = "
+                                 "(SELECT id FROM users WHERE name = ?)", (json.dumps(state), username)).rowcount
+    finally:
+        db.close()
+    assert updated == 1
+    hub = launch()
+    try:
+        hub.start(username, {"profile": "cpu"}, timeout=60)
+        # a new server's pod is named afresh (JupyterHub clears the state's pod name at each spawn); the claim
+        # is what lasts
+        assert_mounts_the_six_claim(cluster, username, f"jupyter-{username}", legacy)
+        log = hub.process.log_text()
+        assert "unknown prior version of kubespawner" in log and f"Using legacy pvc {legacy}" in log, log
+        hub.stop_server(username)
+    finally:
+        stop_module_hub(request, hub)

@@ -98,6 +98,21 @@ async def test_pvc_mode_creates_the_claim_with_kubespawner():
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
 
 
+async def test_pvc_mode_makes_a_fresh_disks_root_the_users_by_default():
+    # a fresh disk's root is root:root and fsGroup only makes it root:100: the ownership init container fixes
+    # the root once (tests/storage/test_e2e_storage.py runs it); efs mode stays without it (access points)
+    pvc = make_spawner(chart_config(home_mode="pvc"), "bob")
+    assert pvc.home_ownership == "init-container"
+    pod = await pod_for(pvc)
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["home-ownership", "block-cloud-metadata"]
+    assert mounts(pod, "home-ownership") == {"/mnt/home": {"name": "home", "mountPath": "/mnt/home"}}
+    assert make_spawner(chart_config(home_mode="efs"), "bob").home_ownership == "access-point"
+    # set explicitly, access-point keeps the pod free of root (Pod Security restricted) at the price of a
+    # root:100 home root
+    plain = make_spawner(chart_config(home_mode="pvc", home_ownership="access-point"), "bob")
+    assert [c["name"] for c in (await pod_for(plain))["spec"]["initContainers"]] == ["block-cloud-metadata"]
+
+
 async def test_pvc_mode_keeps_a_remembered_claim():
     # KubeSpawner remembers the claim across restarts (and finds 6.x names): the pod mounts that claim
     spawner = make_spawner(chart_config(home_mode="pvc"), "bob")
@@ -206,13 +221,23 @@ async def test_custom_home_template_and_safe_scheme():
         "{username}", "safe")
 
 
-async def test_the_users_home_directory_is_stable_across_starts():
-    spawner = make_spawner(chart_config(), "Zoë")
+# "Zoë" as JupyterHub passes it (NFC, U+00EB; nothing in between normalises it), in each scheme. 'escape' is
+# KubeSpawner 6's name for every KubeSpawner release (6.x: escapism.escape(name, [a-z0-9], '-').lower(); 7.0 and
+# 7.1: slugs.escape_slug, the same call); 'safe' is KubeSpawner 7's (7.0 and 7.1 agree): the name is not a valid
+# DNS label, so '<stripped name>---<first 8 hex of sha256("Zoë")>'.
+ZOE = "Zo\u00eb"
+ZOE_HOMES = {"escape": "-5ao-c3-ab", "safe": "zo---c6a12698"}
+
+
+@pytest.mark.parametrize("scheme", list(ZOE_HOMES))
+async def test_the_users_home_directory_is_stable_across_starts(scheme):
+    config = chart_config(home_dir_scheme=scheme)
+    spawner = make_spawner(config, ZOE)
     first = mounts(await pod_for(spawner, {"profile": "cpu"}))["/home/jovyan"]["subPath"]
     second = mounts(await pod_for(spawner, {"profile": "scratch"}))["/home/jovyan"]["subPath"]
-    assert first == second == "-5aoe-cc-88" or first == second == "-5ao-c3-ab"
-    again = make_spawner(chart_config(), "Zoë")
-    assert mounts(await pod_for(again))["/home/jovyan"]["subPath"] == first
+    assert first == second == ZOE_HOMES[scheme]
+    again = make_spawner(chart_config(home_dir_scheme=scheme), ZOE)
+    assert mounts(await pod_for(again))["/home/jovyan"]["subPath"] == ZOE_HOMES[scheme]
 
 
 async def test_the_charts_own_init_container_object_survives_every_merge():
