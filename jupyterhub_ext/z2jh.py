@@ -18,7 +18,7 @@ import asyncio
 
 from traitlets.config import Config
 
-from .errors import ConfigError
+from .errors import CONFIG_ERROR_PREFIX, ConfigError
 
 
 def _run(check) -> None:
@@ -77,7 +77,7 @@ def check(c: Config) -> None:
 def fail(error: ConfigError) -> "NoReturn":  # noqa: F821
     # SystemExit passes through traitlets' config loader: the hub exits (status 1, the message on stderr)
     # instead of starting half-configured
-    raise SystemExit(f"jupyterhub_ext: configuration error: {error}")
+    raise SystemExit(f"{CONFIG_ERROR_PREFIX}{error}")  # the line a spawner without this check shows, too
 
 
 def setup(c: Config, *, spawner: str = "kube") -> None:
