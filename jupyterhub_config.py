@@ -3,8 +3,9 @@
 ``./scripts/run`` installs what it needs and runs exactly that. Open http://127.0.0.1:8000 and log in as
 ``student`` or ``instructor`` (admin) with the passwords printed at start-up. docs/local.md explains it all.
 
-- Servers: LocalProfilesSpawner, one JupyterLab process per user, offering the same catalog as the Helm values
-  (``builtin:eks``); profiles needing a GPU or a Neuron device this machine lacks are shown as unavailable.
+- Servers: LocalProfilesSpawner, one JupyterLab process per user, offering the catalog of helm/values.yaml (read
+  from that file, so the two cannot drift; today ``builtin:eks``); profiles needing a GPU or a Neuron device
+  this machine lacks are shown as unavailable.
 - Login: ClassroomSharedPasswordAuthenticator, as in helm/values.yaml. Passwords come from
   $JUPYTERHUB_SHARED_PASSWORD and $JUPYTERHUB_SHARED_ADMIN_PASSWORD (32+ characters), or are generated on the
   first start, printed once, and kept in <data>/hub/.
@@ -14,8 +15,11 @@
 
 from pathlib import Path
 
+import yaml
+
 import jupyterhub_ext.z2jh
 from jupyterhub_ext.local import hub as local
+from jupyterhub_ext.profiles import CatalogMixin
 
 c = get_config()  # noqa: F821 - provided by JupyterHub's config loader
 
@@ -31,7 +35,16 @@ c.ConfigurableHTTPProxy.pid_file = f"{data.hub}/jupyterhub-proxy.pid"
 c.JupyterHub.extra_log_handlers = [local.log_file(f"{data.logs}/jupyterhub.log")]
 
 # -- servers: the catalog of helm/values.yaml, homes and the shared folder in the data directory -------------
-c.LocalProfilesSpawner.catalog_file = "builtin:eks"
+# Read from helm/values.yaml itself, not repeated here: every catalog setting (catalog_file or profiles, node
+# pool label, time-slice resource, MIG names, admins_see_all), the home naming (so a home moves between this
+# run and the cluster unchanged) and who may write the shared folder.
+HELM_VALUES = REPO / "helm" / "values.yaml"
+FROM_HELM = (*sorted(CatalogMixin.class_trait_names(config=True)),
+             "home_subpath_template", "home_dir_scheme", "shared_write_groups")
+helm_spawner = yaml.safe_load(HELM_VALUES.read_text(encoding="utf-8"))["hub"]["config"]["ProfilesKubeSpawner"]
+for key in FROM_HELM:
+    if key in helm_spawner:
+        c.LocalProfilesSpawner[key] = helm_spawner[key]
 c.LocalProfilesSpawner.data_dir = data.root
 c.LocalProfilesSpawner.course_source = local.course_dir(REPO)
 

@@ -4,6 +4,7 @@ executed as the chart executes it; then the authenticator's own start-up check a
 from __future__ import annotations
 
 import kubernetes_validate
+import yaml
 import pytest
 
 from jupyterhub_ext.errors import ConfigError
@@ -214,3 +215,60 @@ def test_every_pod_seeds_the_course_from_the_image_path(pods):
         joined = " ".join(command)
         assert "-m jupyterhub_ext.seeder --source /opt/course --dest /home/jovyan" in joined, f"{name}/{label}"
         assert "|| true" in joined, f"{name}/{label}: an image without the seeder must still start"
+
+
+# -- the local run (jupyterhub_config.py) offers the catalog of the Helm values ----------------------------------
+
+LOCAL_FROM_HELM = ("catalog_file", "profiles", "node_pool_label", "gpu_timeslice_resource", "extra_mig_profiles",
+                   "admins_see_all", "home_subpath_template", "home_dir_scheme", "shared_write_groups")
+
+
+def local_spawner(config_file, data_dir, monkeypatch):
+    """The LocalProfilesSpawner that ``jupyterhub -f <config_file>`` would use, loaded as JupyterHub loads it."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from jupyterhub_ext.local import LocalProfilesSpawner
+    from tests.local.helpers import fake_hub, fake_user
+
+    monkeypatch.setenv("JUPYTERHUB_EXT_DATA", str(data_dir))
+    for name in ("JUPYTERHUB_SHARED_PASSWORD", "JUPYTERHUB_SHARED_ADMIN_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    config = PyFileConfigLoader(config_file.name, path=str(config_file.parent)).load_config()
+    assert config.JupyterHub.spawner_class is LocalProfilesSpawner
+    return LocalProfilesSpawner(config=config, user=fake_user("student"), hub=fake_hub())
+
+
+async def test_the_local_run_offers_the_catalog_of_the_helm_values(hubs, tmp_path, monkeypatch):
+    """Issue 8: the same catalog as the Helm values - compared as the two hubs load them."""
+    from .hub import make_spawner
+
+    local = local_spawner(z2jh_chart.ROOT / "jupyterhub_config.py", tmp_path / "data", monkeypatch)
+    kube = make_spawner(hubs["base"], name="student", admin=False)
+    assert local.catalog is not None and kube.catalog is not None
+    assert [p.slug for p in local.catalog.profiles] == [p.slug for p in kube.catalog.profiles]
+    # Catalog compares by identity (a cache key); its parts compare by value: every profile, option, choice,
+    # access rule and hardware request, and the settings it was parsed with
+    assert local.catalog.profiles == kube.catalog.profiles
+    assert local.catalog.settings == kube.catalog.settings
+    for key in LOCAL_FROM_HELM:
+        assert getattr(local, key) == getattr(kube, key), key
+
+
+def test_the_local_run_reads_the_catalog_from_helm_values_yaml(tmp_path, monkeypatch):
+    """Not a copy that happens to agree today: change the Helm values and the local hub follows."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    (repo / "helm").mkdir(parents=True)
+    shutil.copy(z2jh_chart.ROOT / "jupyterhub_config.py", repo)
+    shutil.copytree(z2jh_chart.ROOT / "images" / "singleuser" / "course", repo / "images" / "singleuser" / "course")
+    values = z2jh_chart.load_yaml(z2jh_chart.HELM / "values.yaml")
+    spawner = values["hub"]["config"]["ProfilesKubeSpawner"]
+    del spawner["catalog_file"]
+    spawner["profiles"] = [{"slug": "only-this", "display_name": "Only this", "default": True,
+                            "hardware": {"kind": "cpu", "cpu": {"limit": 1}, "memory": {"limit": "1G"}}}]
+    spawner["home_dir_scheme"] = "safe"
+    (repo / "helm" / "values.yaml").write_text(yaml.safe_dump(values))
+    local = local_spawner(repo / "jupyterhub_config.py", tmp_path / "data", monkeypatch)
+    assert [p.slug for p in local.catalog.profiles] == ["only-this"]
+    assert local.catalog_file == "" and local.home_dir_scheme == "safe"
