@@ -15,6 +15,7 @@ from jupyterhub import version_info as jupyterhub_version
 from kubespawner import KubeSpawner
 from kubernetes_asyncio.client import V1DeleteOptions, V1Preconditions
 from kubernetes_asyncio.client.rest import ApiException
+from tornado import web
 from traitlets import default
 from traitlets.config import Config
 
@@ -39,8 +40,24 @@ LEFTOVER_RETRY_MAX = 30.0
 _leftover_tasks: dict[tuple[str, str, str], asyncio.Task] = {}
 
 
-class PodDeleteFailed(RuntimeError):
+class _ShownError(web.HTTPError):
+    """A 500 whose message JupyterHub shows everywhere: in the REST answer (log_message), on the progress stream
+    and on a reloaded spawn page, which shows nothing of an error but its ``jupyterhub_message``."""
+
+    def __init__(self, message: str):
+        web.HTTPError.__init__(self, 500, "%s", message)
+        self.jupyterhub_message = message
+
+    def __str__(self) -> str:
+        return self.jupyterhub_message
+
+
+class PodDeleteFailed(_ShownError):
     """A pod the API would not delete; the message names the pod and the API's answer."""
+
+
+class StartTimedOut(_ShownError, TimeoutError):
+    """A start that gave up, with what the pod was waiting for; JupyterHub logs and counts it as a timeout."""
 
 
 def api_error_text(e: ApiException) -> str:
@@ -304,7 +321,7 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, KubeSpawner):
             events = []
         message = timeout_message(self.start_timeout, pod, events)
         self.log.warning("Start of %s gave up: %s", self._log_name, message)
-        raise TimeoutError(message)
+        raise StartTimedOut(message)
 
     # -- a create whose answer was lost --------------------------------------------------------------
 

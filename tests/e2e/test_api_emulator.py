@@ -89,6 +89,30 @@ async def test_update_with_stale_resource_version_conflicts(api):
     assert "the object has been modified" in status["message"]
 
 
+async def test_replace_with_the_current_resource_version_succeeds(api):
+    """PUT (replace) with the object as last read: the new content is stored, server-set metadata is kept,
+    and the resourceVersion moves on (the generation too, for a spec change)."""
+    created = await api.create_namespaced_pod(NS, pod_body("r", {"v": "1"}))
+    current = await api.read_namespaced_pod("r", NS)
+    body = api.api_client.sanitize_for_serialization(current)
+    body["metadata"]["labels"] = {"v": "2"}
+    body["metadata"]["annotations"] = {"note": "replaced"}
+    replaced = await api.replace_namespaced_pod("r", NS, body)
+    assert replaced.metadata.labels == {"v": "2"} and replaced.metadata.annotations == {"note": "replaced"}
+    assert replaced.metadata.uid == created.metadata.uid
+    assert replaced.metadata.creation_timestamp == created.metadata.creation_timestamp
+    assert int(replaced.metadata.resource_version) > int(current.metadata.resource_version)
+    again = await api.read_namespaced_pod("r", NS)
+    assert again.metadata.labels == {"v": "2"} and again.metadata.resource_version == replaced.metadata.resource_version
+    # a kind whose content may change: a secret's data replaced whole
+    secret = await api.create_namespaced_secret(NS, {"metadata": {"name": "s"}, "stringData": {"a": "1", "b": "2"}})
+    body = api.api_client.sanitize_for_serialization(secret)
+    body["data"] = {"c": "Mw=="}
+    out = await api.replace_namespaced_secret("s", NS, body)
+    assert out.data == {"c": "Mw=="} and int(out.metadata.resource_version) > int(secret.metadata.resource_version)
+    assert (await api.read_namespaced_secret("s", NS)).data == {"c": "Mw=="}
+
+
 @pytest.mark.parametrize("call, code, reason, text", [
     (lambda api: api.read_namespaced_pod("nope", NS), 404, "NotFound", 'pods "nope" not found'),
     (lambda api: api.create_namespaced_pod("missing-ns", pod_body("a")), 404, "NotFound",
@@ -223,6 +247,27 @@ async def test_selection_changes_are_added_and_deleted(api):
     await api.patch_namespaced_pod("a", NS, {"metadata": {"labels": {"team": "y"}}})
     await api.patch_namespaced_pod("a", NS, {"metadata": {"labels": {"team": "z"}}})
     assert await task == [("ADDED", "a"), ("DELETED", "a")]
+
+
+async def test_watch_with_field_selector_sees_only_its_objects(api):
+    """A watch with fieldSelector (KubeSpawner watches its namespace's events this way, kubelets their node's
+    pods): only matching objects' events arrive, including an object entering and leaving the selection."""
+    rv = (await api.list_namespaced_pod(NS)).metadata.resource_version
+    by_name = asyncio.create_task(_collect(api, 3, field_selector="metadata.name=b", resource_version=rv,
+                                           timeout_seconds=5))
+    running = asyncio.create_task(_collect(api, 2, field_selector="status.phase=Running", resource_version=rv,
+                                           timeout_seconds=5))
+    await asyncio.sleep(0.2)
+    await api.create_namespaced_pod(NS, pod_body("a"))
+    b = await api.create_namespaced_pod(NS, pod_body("b"))
+    body = api.api_client.sanitize_for_serialization(b)
+    body["metadata"]["labels"] = {"changed": "yes"}
+    await api.replace_namespaced_pod("b", NS, body)
+    await api.patch_namespaced_pod_status("a", NS, {"status": {"phase": "Running"}})  # a enters status.phase=Running
+    await api.patch_namespaced_pod_status("a", NS, {"status": {"phase": "Failed"}})  # and leaves it
+    await api.delete_namespaced_pod("b", NS)
+    assert await by_name == [("ADDED", "b"), ("MODIFIED", "b"), ("DELETED", "b")]
+    assert await running == [("ADDED", "a"), ("DELETED", "a")]
 
 
 async def test_too_old_resource_version_is_410_gone(api):

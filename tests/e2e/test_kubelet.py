@@ -127,6 +127,33 @@ def test_volumes_subpath_and_read_only(cluster):
     cluster.wait_for(lambda: not os.path.exists(root), 10, what="the volume's data deleted (reclaim Delete)")
 
 
+def test_image_pull_events_follow_the_pull_policy(cluster):
+    """Pulling/Pulled as a kubelet reports them: the first pod of an image on a node pulls it ("Successfully
+    pulled"), the next with IfNotPresent finds it "already present on machine", Always pulls again."""
+    image = f"busybox:pull-{next(_n)}"
+    first = make_pod(cluster, ["sh", "-c", "sleep 60"], containers=[
+        {"name": "main", "image": image, "command": ["sh", "-c", "sleep 60"]}])
+    node = cluster.wait_for_pod(NS, first, timeout=10)["spec"]["nodeName"]
+    pulled = cluster.events(NS, first, "Pulled")
+    assert len(pulled) == 1 and pulled[0]["type"] == "Normal"
+    assert pulled[0]["message"].startswith(f'Successfully pulled image "{image}" in ')
+    assert pulled[0]["involvedObject"]["fieldPath"] == "spec.containers{main}"
+    assert [e["message"] for e in cluster.events(NS, first, "Pulling")] == [f'Pulling image "{image}"']
+    again = {}
+    for policy in ("IfNotPresent", "Always"):
+        again[policy] = make_pod(cluster, None, nodeName=node, containers=[
+            {"name": "main", "image": image, "imagePullPolicy": policy, "command": ["sh", "-c", "sleep 60"]}])
+        cluster.wait_for_pod(NS, again[policy], timeout=10)
+    present = cluster.events(NS, again["IfNotPresent"], "Pulled")
+    assert [e["message"] for e in present] == [f'Container image "{image}" already present on machine']
+    assert cluster.events(NS, again["IfNotPresent"], "Pulling") == []
+    assert cluster.events(NS, again["Always"], "Pulling")
+    assert cluster.events(NS, again["Always"], "Pulled")[0]["message"].startswith("Successfully pulled image")
+    assert {"Scheduled", "Pulling", "Pulled", "Created", "Started"} <= {e["reason"] for e in cluster.events(NS, first)}
+    for name in (first, *again.values()):
+        cluster.delete("pods", name, NS, grace_period_seconds=0)
+
+
 def test_post_start_hook_runs_before_running(cluster):
     name = make_pod(cluster, ["sh", "-c", "sleep 60"], container={"lifecycle": {"postStart": {"exec": {
         "command": ["sh", "-c", "sleep 1; echo seeded > /tmp/marker-$HOSTNAME"]}}}})

@@ -1,5 +1,8 @@
 """A real hub with vanilla KubeSpawner: spawn through the REST API and the form, reach the server through the
-proxy, stop, delete; a profile no node pool accepts fails with the scheduler's reason.
+proxy, stop, delete; a profile no node pool accepts fails with the scheduler's reason. Then the same with our
+ProfilesKubeSpawner and a small catalog: a CPU profile answers through the proxy, a hidden profile is refused
+before Kubernetes, and a profile whose node pool does not exist (or whose pool's taint it does not tolerate)
+fails with the scheduler's reason in the final message, the one a reloaded spawn page shows.
 
 Runs on the emulated cluster, and on a real one (marker ``cluster``) when KUBECONFIG is set: see
 docs/testing.md for the variables that real-cluster runs need (E2E_HUB_CONNECT_IP, E2E_IMAGE, ...).
@@ -7,13 +10,14 @@ docs/testing.md for the variables that real-cluster runs need (E2E_HUB_CONNECT_I
 
 from __future__ import annotations
 
+import html
 import os
 
 import pytest
 import requests
 
-from tests.harness.artifacts import artifact_dir, module_failed
-from tests.harness.hub import SpawnFailed
+from tests.harness.artifacts import artifact_dir, module_failed, save_file
+from tests.harness.hub import SpawnFailed, start_kube_hub
 from tests.harness.nodes import eks_pools
 
 from .conftest import NAMESPACE, start_module_hub, stop_module_hub
@@ -48,14 +52,17 @@ def kube(request):
     yield real
 
 
+def _real_cluster_options(kube) -> dict:
+    if kube.emulated:
+        return {}
+    return dict(hub_connect_ip=os.environ["E2E_HUB_CONNECT_IP"],
+                image=os.environ.get("E2E_IMAGE", "quay.io/jupyterhub/k8s-singleuser-sample:4.4.0"),
+                start_timeout=int(os.environ.get("E2E_START_TIMEOUT", "300")))
+
+
 @pytest.fixture(scope="module")
 def kube_hub(request, kube):
-    extra = {}
-    if not kube.emulated:
-        extra = dict(hub_connect_ip=os.environ["E2E_HUB_CONNECT_IP"],
-                     image=os.environ.get("E2E_IMAGE", "quay.io/jupyterhub/k8s-singleuser-sample:4.4.0"),
-                     start_timeout=int(os.environ.get("E2E_START_TIMEOUT", "300")))
-    hub = start_module_hub(request, kube, NAMESPACE, **extra)
+    hub = start_module_hub(request, kube, NAMESPACE, **_real_cluster_options(kube))
     yield hub
     stop_module_hub(request, hub)
     if not kube.emulated and module_failed(request):
@@ -84,7 +91,9 @@ def test_rest_spawn_answers_through_proxy_and_stop_removes_pod(kube, kube_hub, u
     pvc = kube.get("persistentvolumeclaims", f"claim-{username}", NAMESPACE)
     assert pvc["status"]["phase"] == "Bound"
     reasons = [e["reason"] for e in kube.events(NAMESPACE, f"jupyter-{username}")]
-    assert {"Scheduled", "Created", "Started"} <= set(reasons), reasons
+    assert {"Scheduled", "Pulled", "Created", "Started"} <= set(reasons), reasons  # Pulled: pulled or present
+    pulled = kube.events(NAMESPACE, f"jupyter-{username}", "Pulled")
+    assert any(f'"{pod["spec"]["containers"][0]["image"]}"' in e["message"] for e in pulled), pulled
     if kube.emulated:
         assert pod["status"]["podIP"].startswith("127.") and pod["status"]["podIP"] != "127.0.0.1"
         # the server runs as the pod's user, with the PVC as its home
@@ -154,3 +163,93 @@ def test_profile_no_pool_accepts_fails_with_scheduler_reason(kube, kube_hub, use
         pending = kube.events(NAMESPACE, f"jupyter-{username}", "FailedScheduling")
         assert pending and all(e["type"] == "Warning" and e["source"]["component"] == "default-scheduler"
                                for e in pending)
+
+
+# --- ProfilesKubeSpawner -------------------------------------------------------------------------------------------
+
+# No image in the catalog: the hub's (E2E_IMAGE on a real cluster). A profile's own short start_timeout makes the
+# unschedulable ones fail in seconds, on a real cluster too.
+CATALOG = [
+    {"slug": "cpu", "display_name": "CPU", "default": True, "hardware": {"kind": "cpu"}},
+    {"slug": "gpu", "display_name": "GPU (gpu-users only)", "access": {"groups": ["gpu-users"]},
+     "hardware": {"kind": "gpu", "gpus": 1, "node_pool": "gpu"}},
+    {"slug": "nowhere", "display_name": "A node pool that does not exist",
+     "hardware": {"kind": "cpu", "node_pool": "no-such-pool"}, "kubespawner_override": {"start_timeout": 8}},
+    {"slug": "gpu-pool-untolerated", "display_name": "CPU profile on the (tainted) GPU pool",
+     "hardware": {"kind": "cpu", "node_pool": "gpu"}, "kubespawner_override": {"start_timeout": 8}},
+]
+
+
+@pytest.fixture(scope="module")
+def profiles_hub(request, kube):
+    """A hub with ProfilesKubeSpawner and CATALOG, JupyterHub's own slow_spawn_timeout (as z2jh): a refused
+    request is answered by the request itself."""
+    config = "\n".join([f"c.ProfilesKubeSpawner.profiles = {CATALOG!r}", "c.ProfilesKubeSpawner.home_mode = 'none'"])
+    hub = start_kube_hub(kube.kubeconfig, namespace=NAMESPACE, config=config, name="e2e-test_spawn-profiles",
+                         spawner_class="jupyterhub_ext.spawner.ProfilesKubeSpawner", storage="none",
+                         slow_spawn_timeout=None, **_real_cluster_options(kube))
+    yield hub
+    if module_failed(request):
+        save_file(hub.process.log_path, artifact_dir("test_spawn"), "profiles-hub.log")
+    hub.process.stop()
+
+
+def test_profiles_cpu_profile_answers_through_proxy(kube, profiles_hub, username):
+    server = profiles_hub.start(username, {"profile": "cpu"}, timeout=_timeout(kube))
+    assert server["url"] == f"/user/{username}/"
+    status = profiles_hub.server_get(username, "api/status")
+    assert status.status_code == 200 and "started" in status.json(), status.text
+    pod = kube.get("pods", f"jupyter-{username}", NAMESPACE)
+    assert pod["status"]["phase"] == "Running"
+    assert pod["metadata"]["labels"]["jupyterhub-ext/profile"] == "cpu"
+    assert pod["metadata"]["labels"]["hub.jupyter.org/username"] == username
+    profiles_hub.stop_server(username)
+    kube.wait_gone("pods", f"jupyter-{username}", NAMESPACE, timeout=_timeout(kube))
+    assert profiles_hub.user(username)["servers"] == {}
+
+
+def test_profiles_hidden_profile_is_refused_before_kubernetes(kube, profiles_hub, username):
+    profiles_hub.ensure_user(username)
+    before = kube.requests.count("create", "pods") if kube.emulated else None
+    r = profiles_hub.spawn(username, {"profile": "gpu"})
+    assert r.status_code == 400, (r.status_code, r.text)
+    assert r.json()["message"] == ("Unknown profile 'gpu', or not one you may start. Your profiles: cpu, nowhere, "
+                                   "gpu-pool-untolerated.")
+    assert kube.find("pods", f"jupyter-{username}", NAMESPACE) is None
+    if kube.emulated:
+        assert kube.requests.count("create", "pods") == before
+    assert profiles_hub.server_model(username) is None
+
+
+@pytest.mark.parametrize("profile, reason", [
+    ("nowhere", "didn't match Pod's node affinity/selector"),
+    ("gpu-pool-untolerated", "node(s) had untolerated taint {nvidia.com/gpu: true}"),
+])
+def test_profiles_no_pool_accepts_final_message_has_scheduler_reason(kube, profiles_hub, username, profile,
+                                                                       reason):
+    """JupyterHub alone ends such a start with an empty 'Spawn failed: ' (and KubeSpawner, with the profile's
+    own start_timeout, with 'pod ... did not start in 8 seconds!'): the reason was only in the progress events,
+    gone once the page is reloaded. ProfilesKubeSpawner's final message carries the scheduler's words."""
+    if not kube.emulated and profile == "gpu-pool-untolerated":
+        pytest.skip("depends on the emulated GPU pool's taint")
+    browser = profiles_hub.login(username)
+    expected = "your server did not start within 8 seconds: no node can run it yet (0/"
+    r = profiles_hub.spawn(username, {"profile": profile})
+    if r.status_code == 202:  # the start outlived JupyterHub's slow_spawn_timeout (10 s): a slow machine or API
+        with pytest.raises(SpawnFailed):
+            profiles_hub.wait_ready(username, timeout=_timeout(kube))
+    else:  # within it, the request itself answers with the reason
+        assert r.status_code == 500 and r.json()["message"].startswith(expected), (r.status_code, r.text)
+    final = profiles_hub.last_spawn_error(username)
+    assert final.startswith(f"Spawn failed: {expected}"), final
+    assert "nodes are available: " in final and reason in final, final
+    # what a reloaded spawn-pending page shows, and what the progress endpoint keeps
+    page = browser.pending_page()
+    assert "The latest attempt to start your server" in page.text
+    shown = html.unescape(page.text)
+    assert "your server did not start within 8 seconds: no node can run it yet" in shown and reason in shown, \
+        page.text[-3000:]
+    if kube.emulated:
+        assert kube.events(NAMESPACE, f"jupyter-{username}", "FailedScheduling")
+    kube.wait_gone("pods", f"jupyter-{username}", NAMESPACE, timeout=30)
+    assert profiles_hub.api("GET", "/").status_code == 200
