@@ -70,14 +70,23 @@ ensure_proxy() {
   export PATH="$ROOT/node_modules/.bin:$PATH"
 }
 
-# Debian's chromium for the browser tests (never `playwright install`).
+# Debian's chromium for the browser tests (never `playwright install`). Where it is there or can be installed
+# (root with apt-get: CI), the browser tests are required: REQUIRE_BROWSER=1 makes them fail instead of skip, so
+# a run cannot pass with them skipped, and a failed install stops the run here. Only a machine that cannot
+# install it (not root, or no apt-get) skips them, unless REQUIRE_BROWSER=1 is already set.
 ensure_chromium() {
-  [ -x /usr/bin/chromium ] && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing chromium from Debian"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || log "chromium could not be installed: browser tests will be skipped"
-  else
-    log "no /usr/bin/chromium and not root: browser tests will be skipped"
+  if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      log "installing chromium from Debian"
+      if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+          || [ ! -x /usr/bin/chromium ]; then
+        echo "chromium could not be installed with apt-get: the browser tests cannot run" >&2
+        return 1
+      fi
+    else
+      log "no /usr/bin/chromium and not root: browser tests will be skipped (REQUIRE_BROWSER=1 fails them)"
+      return 0
+    fi
   fi
+  export REQUIRE_BROWSER="${REQUIRE_BROWSER:-1}"
 }

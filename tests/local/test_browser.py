@@ -1,8 +1,17 @@
 """The embedded default in a real browser: Debian's chromium, driven by Playwright, against the repository's
-``jupyterhub -f jupyterhub_config.py``. Every request that is not to this machine is blocked.
+``jupyterhub -f jupyterhub_config.py``.
 
-One hub for the module (per-user accounts when the tests run as root); the tests run in file order and each
+Nothing leaves this machine, in two layers: chromium itself resolves no name but localhost, sends everything
+not to 127.0.0.1/localhost to a proxy that refuses every connection (IP literals, link-local addresses and
+websockets included) and runs none of its background services; and Playwright aborts any page request off
+this machine. Every request and websocket a page attempts is recorded, and a test that saw one off this
+machine fails (test_nothing_leaves_this_machine shows both layers stop what a page tries).
+
+One hub for the module (per-user accounts when the tests run as root); each test sets up what it needs and
 saves a screenshot per step under artifacts/browser/.
+
+Without /usr/bin/chromium the module is skipped, unless $REQUIRE_BROWSER=1 (scripts/test sets it where it
+installs chromium): then it fails.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,10 +38,21 @@ NOTEBOOK = "week1/01-weather-with-python.ipynb"
 EDIT = "# my answer: the windiest day"
 LAB_TIMEOUT = 90_000  # ms; a first JupyterLab load on a busy 2-core machine is slow
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+REQUIRED = os.environ.get("REQUIRE_BROWSER") == "1"
+
 if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(f"no {CHROMIUM}: install Debian's chromium (apt-get install chromium; scripts/test does it as "
-                f"root) to run the browser tests", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    message = (f"no {CHROMIUM}: install Debian's chromium (apt-get install chromium; scripts/test does it as "
+               f"root) to run the browser tests")
+    if REQUIRED:
+        pytest.fail(f"REQUIRE_BROWSER=1 but {message}", pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+try:
+    from playwright import sync_api
+except ImportError:  # in the test extras: without it these tests cannot run at all
+    if REQUIRED:
+        raise
+    pytest.skip("playwright is in the test extras", allow_module_level=True)
 
 
 # -- fixtures ------------------------------------------------------------------------------------------------
@@ -61,51 +82,83 @@ def hub(tmp_path_factory, course):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def refusing_proxy():
+    """host:port of a TCP port bound but never listening: every connection to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield "127.0.0.1:%d" % sock.getsockname()[1]
+
+
+def chromium_args(proxy: str) -> list[str]:
+    """Chromium flags that keep all of its traffic on this machine, pages and the browser's own services."""
+    return [
+        "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
+        # names and addresses: only localhost and 127.0.0.1 resolve (no DNS query ever leaves; IP literals
+        # fail too); and everything else goes to a proxy that refuses it. <-loopback> drops Chromium's implicit
+        # bypass list, which would let link-local addresses such as 169.254.169.254 go direct; it must come
+        # first, the explicit entries after it bypass the proxy for this machine.
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
+        f"--proxy-server=http://{proxy}", "--proxy-bypass-list=<-loopback>;127.0.0.1;localhost",
+        # the browser's background traffic: updates, sync, safe browsing, metrics, prefetching
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-domain-reliability", "--disable-client-side-phishing-detection", "--disable-default-apps",
+        "--disable-extensions", "--disable-breakpad", "--metrics-recording-only", "--no-pings",
+        "--dns-prefetch-disable", "--disable-features=OptimizationHints,MediaRouter,Translate,AutofillServerCommunication",
+    ]
+
+
+@pytest.fixture(scope="module")
+def browser(refusing_proxy):
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        b = p.chromium.launch(executable_path=CHROMIUM, args=chromium_args(refusing_proxy))
         yield b
         b.close()
 
 
-blocked: list[str] = []
+def is_local(url: str) -> bool:
+    parsed = urlparse(url)
+    return parsed.scheme in ("data", "blob", "about") or parsed.hostname in LOCAL_HOSTS
 
 
-def _only_this_machine(route) -> None:
-    host = urlparse(route.request.url).hostname
-    if host in ("127.0.0.1", "localhost"):
-        route.continue_()
-    else:
-        blocked.append(route.request.url)
-        route.abort()
+class Offsite(list):
+    """Every request or websocket off this machine that a test's pages attempted (each one was aborted)."""
+
+    def route(self, route) -> None:
+        if is_local(route.request.url):
+            route.continue_()
+        else:
+            route.abort("blockedbyclient")
+
+    def watch(self, page) -> None:
+        page.on("websocket", lambda ws: None if is_local(ws.url) else self.append(ws.url))
 
 
 @pytest.fixture
 def new_page(browser, request):
+    """new_page() -> a page in a new context; new_page.offsite lists what its pages tried off this machine, and
+    any entry fails the test (after its own assertions) unless the test empties the list."""
     contexts = []
+    offsite = Offsite()
 
     def make():
         context = browser.new_context(viewport={"width": 1280, "height": 860})
-        context.route("**/*", _only_this_machine)
+        context.route("**/*", offsite.route)
+        context.on("request", lambda r: None if is_local(r.url) else offsite.append(r.url))
+        context.on("page", offsite.watch)  # every page of the context, popups included
         context.set_default_timeout(30_000)
         contexts.append(context)
         return context.new_page()
 
+    make.offsite = offsite
     yield make
     for context in contexts:
         if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
             for i, page in enumerate(context.pages):
                 shot(page, f"FAILED-{request.node.name}-{i}")
         context.close()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def report_blocked():
-    yield
     SHOTS.mkdir(parents=True, exist_ok=True)
-    (SHOTS / "blocked-requests.txt").write_text("".join(url + "\n" for url in blocked))
+    (SHOTS / f"offsite-{request.node.name}.txt").write_text("".join(url + "\n" for url in offsite))
+    assert not offsite, f"pages tried to reach other machines: {sorted(set(offsite))}"
 
 
 def shot(page, name: str) -> None:
@@ -219,17 +272,41 @@ def test_student_sees_only_the_profiles_meant_for_students(hub, new_page):
     shot(page, "02-student-spawn-form")
 
 
+def write_new_text_file(page, folder: str, name: str, text: str) -> None:
+    """As a user does it: in ``folder`` of the file browser, a new launcher, Text File, type, save, name it."""
+    open_folder(page, folder)
+    page.click(".jp-FileBrowser [data-command='launcher:create']")
+    page.locator(".jp-Launcher:visible .jp-LauncherCard", has_text="Text File").first.click()
+    editor = page.locator(".jp-FileEditor:visible .cm-content")
+    editor.wait_for(timeout=LAB_TIMEOUT)
+    editor.click()
+    page.keyboard.type(text)
+    page.keyboard.press("Control+s")
+    # JupyterLab asks for a name on the first save of an untitled file
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input[type=text]").fill(name)
+    dialog.locator(".jp-mod-accept").click()
+    page.wait_for_selector(f".jp-DirListing-item[title*='{name}']", timeout=30_000)
+
+
 def test_instructor_writes_the_shared_folder(hub, new_page):
     page = new_page()
     log_in(page, hub, "instructor")
     start_from_form(page, hub, "instructor", "data-engineering")
     shot(page, "03-instructor-jupyterlab")
-    r = contents(page, "PUT", "shared/announcement.md",
-                 {"type": "file", "format": "text", "content": "Exam on Friday.\n"})
-    assert r["status"] == 201, r
+    write_new_text_file(page, "shared", "announcement.md", "Exam on Friday.")
     assert "announcement.md" in open_folder(page, "shared")
     shot(page, "04-instructor-wrote-shared-folder")
-    assert (hub.data_dir / "shared" / "announcement.md").read_text() == "Exam on Friday.\n"
+    written = hub.data_dir / "shared" / "announcement.md"
+    deadline = time.monotonic() + 30
+    while not (written.exists() and written.read_text().strip() == "Exam on Friday."):
+        assert time.monotonic() < deadline, "the instructor's file never reached the shared folder"
+        time.sleep(0.3)
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` with the content of its files (None for directories)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() if p.is_file() else None for p in root.rglob("*")}
 
 
 def saved_notebook_text(page) -> str:
@@ -237,6 +314,10 @@ def saved_notebook_text(page) -> str:
 
 
 def test_student_course_work_survives_restart_and_course_update_and_shared_is_read_only(hub, new_page, course):
+    # what an instructor left in the shared folder, put there by this test (it needs no other test to run)
+    shared = hub.data_dir / "shared"
+    (shared / "reading-list.md").write_text("# Reading\n\nChapter 1.\n")
+    before = tree(shared)
     page = new_page()
     log_in(page, hub, "student")
     start_from_form(page, hub, "student", "data-engineering")
@@ -259,7 +340,7 @@ def test_student_course_work_survives_restart_and_course_update_and_shared_is_re
     shot(page, "06-student-edited-notebook")
 
     # the shared folder: visible, readable, not writable
-    assert {"handout.md", "announcement.md"} <= set(open_folder(page, "shared"))
+    assert {"handout.md", "reading-list.md"} <= set(open_folder(page, "shared"))
     handout = contents(page, "GET", "shared/handout.md")
     assert handout["status"] == 200 and handout["json"]["writable"] is False
     for method, path, body in (
@@ -267,12 +348,12 @@ def test_student_course_work_survives_restart_and_course_update_and_shared_is_re
             ("PUT", "shared/mine.md", {"type": "file", "format": "text", "content": "mine"}),
             ("POST", "shared", {"type": "notebook"}),
             ("PATCH", "shared/handout.md", {"path": "handout.md"}),
-            ("DELETE", "shared/announcement.md", None)):
+            ("DELETE", "shared/reading-list.md", None)):
         r = contents(page, method, path, body)
         assert r["status"] == 403, (method, path, r)
         assert "read-only" in r["json"]["message"]
     shot(page, "07-student-shared-folder-read-only")
-    assert sorted(os.listdir(hub.data_dir / "shared")) == ["announcement.md", "handout.md"]
+    assert tree(shared) == before
 
     # a restart keeps the edit
     restart_from_hub_home(page, hub)
@@ -300,3 +381,47 @@ def test_student_course_work_survives_restart_and_course_update_and_shared_is_re
     shot(page, "10-student-edit-kept-after-course-update")
     assert EDIT in saved_notebook_text(page)
     assert "Course seeder for student" in hub.log()
+
+
+# -- the network: nothing leaves this machine ------------------------------------------------------------------
+
+OFFSITE = ["http://example.com/", "https://93.184.215.14/", "http://169.254.169.254/latest/meta-data/"]
+OFFSITE_WS = "wss://example.org/socket"
+
+TRY_ALL = """async ([urls, wsUrl]) => {
+    const out = {};
+    for (const url of urls) {
+        try { await fetch(url, {mode: 'no-cors', cache: 'no-store'}); out[url] = 'loaded'; }
+        catch (e) { out[url] = 'failed'; }
+    }
+    out[wsUrl] = await new Promise(done => {
+        const ws = new WebSocket(wsUrl);
+        ws.onopen = () => { ws.close(); done('open'); };
+        ws.onerror = () => done('failed');
+    });
+    return out;
+}"""
+
+
+def test_nothing_leaves_this_machine(hub, browser, new_page):
+    """Both layers stop a page's requests and websockets to names, IP addresses and the cloud metadata
+    address: the page's routing (recorded, aborted), and chromium itself when no routing is in place."""
+    page = new_page()
+    page.goto(hub.url("hub/login"))
+    assert page.evaluate(TRY_ALL, [OFFSITE, OFFSITE_WS]) == {url: "failed" for url in [*OFFSITE, OFFSITE_WS]}
+    assert sorted(set(new_page.offsite)) == sorted([*OFFSITE, OFFSITE_WS])  # seen, and each one failed
+    new_page.offsite.clear()
+
+    bare = browser.new_context()  # no Playwright routing: only chromium's own flags
+    try:
+        for url in [*OFFSITE, "http://example.org:8080/"]:
+            p = bare.new_page()  # one each: a failed navigation's error page would race the next goto
+            with pytest.raises(sync_api.Error, match=r"net::ERR_(PROXY_CONNECTION_FAILED|NAME_NOT_RESOLVED)"):
+                p.goto(url, timeout=20_000)
+            p.close()
+        p = bare.new_page()
+        p.goto(hub.url("hub/login"))  # while this machine still answers
+        p.wait_for_selector("#username_input")
+        assert p.evaluate(TRY_ALL, [OFFSITE, OFFSITE_WS]) == {url: "failed" for url in [*OFFSITE, OFFSITE_WS]}
+    finally:
+        bare.close()
