@@ -36,7 +36,7 @@ CHART_IPTABLES = {
     "image": "quay.io/jupyterhub/k8s-network-tools:4.4.0",
     "command": ["iptables", "--append", "OUTPUT", "--protocol", "tcp", "--destination", "169.254.169.254",
                 "--destination-port", "80", "--jump", "DROP"],
-    "securityContext": {"runAsUser": 0, "privileged": False, "capabilities": {"add": ["NET_ADMIN"]}},
+    "securityContext": {"runAsUser": 0, "privileged": True, "capabilities": {"add": ["NET_ADMIN"]}},
 }
 
 CATALOG = [

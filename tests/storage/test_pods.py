@@ -247,7 +247,8 @@ async def test_the_charts_own_init_container_object_survives_every_merge():
     c = chart_config(home_ownership="init-container", **SHARED)
     c.KubeSpawner.init_containers = [client.V1Container(
         name="block-cloud-metadata", image="quay.io/jupyterhub/k8s-network-tools:4.4.0",
-        command=["iptables", "-A", "OUTPUT", "-d", "169.254.169.254", "-j", "DROP"],
+        command=["iptables", "--append", "OUTPUT", "--protocol", "tcp", "--destination", "169.254.169.254",
+                 "--destination-port", "80", "--jump", "DROP"],
         security_context=client.V1SecurityContext(privileged=True, run_as_user=0,
                                                   capabilities=client.V1Capabilities(add=["NET_ADMIN"])))]
     c.KubeSpawner.volumes = [client.V1Volume(name="files", secret=client.V1SecretVolumeSource(secret_name="s"))]
