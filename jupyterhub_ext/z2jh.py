@@ -35,24 +35,28 @@ def _run(check) -> None:
 
 
 def _upstream_shared_password(value) -> bool:
-    """Whether ``JupyterHub.authenticator_class`` is JupyterHub's own SharedPasswordAuthenticator, named by its
-    entry point (``shared-password``, the name JupyterHub documents) or given as the class.
-
-    The dotted path ``jupyterhub.authenticators.shared.SharedPasswordAuthenticator`` is left alone: spelling
-    out the module asks for the plain upstream class (the e2e harness uses it for admit-all test logins)."""
+    """Whether ``JupyterHub.authenticator_class`` is JupyterHub's own SharedPasswordAuthenticator, however it is
+    named: its entry point (``shared-password``, the name JupyterHub documents), its module path
+    (``jupyterhub.authenticators.shared.SharedPasswordAuthenticator``) or the class itself. Every spelling gets
+    the same checks: a safe default must not depend on how the class was written down."""
     from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
 
     if isinstance(value, str):
         from jupyterhub.app import JupyterHub
 
-        # JupyterHub's own lookup: entry point names, case-insensitively
+        # JupyterHub's own lookup: entry point names, case-insensitively, else an importable dotted path
         registry = JupyterHub.class_traits()["authenticator_class"].load_entry_points()
         entry_point = registry.get(value.lower())
-        if entry_point is None:
-            return False
         try:
-            value = entry_point.load()
-        except Exception:  # noqa: BLE001 - a broken plugin is JupyterHub's to report, with its own message
+            if entry_point is not None:
+                value = entry_point.load()
+            elif "." in value:
+                from traitlets.utils.importstring import import_item
+
+                value = import_item(value)
+            else:
+                return False
+        except Exception:  # noqa: BLE001 - a broken or missing class is JupyterHub's to report, with its own message
             return False
     return value is SharedPasswordAuthenticator
 

@@ -421,8 +421,9 @@ async def test_shared_password_names_are_normalised_before_the_admin_check(clean
         "shared-password",
         "Shared-Password",  # JupyterHub looks entry point names up case-insensitively
         SharedPasswordAuthenticator,
+        "jupyterhub.authenticators.shared.SharedPasswordAuthenticator",
     ],
-    ids=["entry-point", "entry-point-case", "class"],
+    ids=["entry-point", "entry-point-case", "class", "module-path"],
 )
 def test_z2jh_puts_our_checks_on_jupyterhubs_shared_password(value):
     c = Config()
@@ -439,8 +440,6 @@ def test_z2jh_puts_our_checks_on_jupyterhubs_shared_password(value):
         "cognito",
         "dummy",
         "no.such.Authenticator",
-        # Spelled out, the module path asks for the plain upstream class (docs/auth.md says so).
-        "jupyterhub.authenticators.shared.SharedPasswordAuthenticator",
     ],
 )
 def test_z2jh_leaves_other_authenticators_alone(value):

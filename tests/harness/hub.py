@@ -44,7 +44,7 @@ def port_free_on_all_interfaces(port: int) -> bool:
 
 
 def kube_hub_config(*, namespace: str, spawner_class: str = "kubespawner.KubeSpawner", image: str = DEFAULT_IMAGE,
-                    auth: str = "shared-password", password: str = DEFAULT_PASSWORD, start_timeout: int = 30,
+                    auth: str = "dummy", password: str = DEFAULT_PASSWORD, start_timeout: int = 30,
                     http_timeout: int = 30, storage: str = "dynamic", request_retry_timeout: int = 10,
                     singleuser_port: int | None = None, hub_connect_ip: str | None = None,
                     slow_spawn_timeout: float | None = 0) -> str:
@@ -87,8 +87,10 @@ def kube_hub_config(*, namespace: str, spawner_class: str = "kubespawner.KubeSpa
             "c.KubeSpawner.volume_mounts = {'volume-{user_server}': {'mountPath': '/home/jovyan', "
             "'name': 'volume-{user_server}'}}",
         ]
+    # Test logins admit any (generated) user name with one password: the dummy, as z2jh's own default. The
+    # shared-password mode refuses allow_all once jupyterhub_ext.z2jh.setup has given it our checks.
     if auth == "shared-password":
-        lines += ["c.JupyterHub.authenticator_class = 'jupyterhub.authenticators.shared.SharedPasswordAuthenticator'",
+        lines += ["c.JupyterHub.authenticator_class = 'shared-password'",
                   f"c.SharedPasswordAuthenticator.user_password = {password!r}",
                   "c.Authenticator.allow_all = True"]
     elif auth == "dummy":
