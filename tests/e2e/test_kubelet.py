@@ -73,6 +73,8 @@ def test_env_identity_and_address(cluster):
     assert env["HOSTNAME"] == name and env["HOME"] == "/home/jovyan"
     assert lines[-4] == "1000" and set(lines[-3].split()) == {"100", "4242"}
     assert lines[-2] == name and lines[-1] == "/tmp"
+    code, out = cluster.exec(NS, name, ["hostname"])  # kubectl exec runs in the pod's namespaces, UTS included
+    assert code == 0 and out.strip() == name
     cluster.delete("pods", name, NS)
     cluster.wait_gone("pods", name, NS, timeout=10)
 
@@ -156,7 +158,7 @@ def test_image_pull_events_follow_the_pull_policy(cluster):
 
 def test_post_start_hook_runs_before_running(cluster):
     name = make_pod(cluster, ["sh", "-c", "sleep 60"], container={"lifecycle": {"postStart": {"exec": {
-        "command": ["sh", "-c", "sleep 1; echo seeded > /tmp/marker-$HOSTNAME"]}}}})
+        "command": ["sh", "-c", "sleep 1; echo seeded > /tmp/marker-$(hostname)"]}}}})
     seen_waiting = cluster.wait_for(lambda: (lambda p: p and p["status"].get("containerStatuses") and
                                              p["status"]["containerStatuses"][0]["state"].get("waiting"))(
         cluster.find("pods", name, NS)), 10)

@@ -158,6 +158,13 @@ def join_namespace(pid):
         raise StartError("ContainerNotRunning", f"container process {pid} is gone: {e.strerror}") from None
     setns(fd, CLONE_NEWNS)
     os.close(fd)
+    # the UTS namespace too, as `kubectl exec` and exec hooks do: `hostname` answers the pod's name
+    try:
+        fd = os.open(f"/proc/{pid}/ns/uts", os.O_RDONLY)
+    except OSError as e:
+        raise StartError("ContainerNotRunning", f"container process {pid} is gone: {e.strerror}") from None
+    setns(fd, CLONE_NEWUTS)
+    os.close(fd)
     os.chroot(f"/proc/{pid}/root")  # the container's root, not the namespace's
     os.chdir("/")
 
