@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import jsonschema
 import kubernetes_validate
@@ -40,27 +41,185 @@ def test_every_rendered_object_is_valid(platform_objects):
             raise AssertionError(f"{where}: {e}") from None
 
 
-@pytest.mark.parametrize("kind, mutate", [
-    ("NodePool", lambda o: o["spec"]["template"]["spec"].update(taint=[])),                  # unknown field
-    ("NodePool", lambda o: o["spec"]["template"]["spec"]["taints"].append({"key": "a", "effect": "NoExecut"})),
-    ("NodePool", lambda o: o["spec"]["template"]["metadata"]["labels"].update({"karpenter.sh/nodepool": "x"})),
-    ("NodePool", lambda o: o["spec"]["template"]["spec"]["requirements"].append(
-        {"key": "karpenter.k8s.aws/instance-generation", "operator": "Gt", "values": ["five"]})),
-    ("NodePool", lambda o: o["spec"]["template"]["spec"]["requirements"].append(
-        {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": []})),
-    ("NodePool", lambda o: o["spec"]["disruption"].update(consolidateAfter="10 minutes")),
-    ("NodePool", lambda o: o["spec"]["template"]["spec"].pop("nodeClassRef")),
-    ("EC2NodeClass", lambda o: o["spec"].update(instanceProfile="KarpenterNodeInstanceProfile")),
-    ("EC2NodeClass", lambda o: o["spec"]["amiSelectorTerms"].append({"id": "ami-0123456789abcdef0"})),
-    ("EC2NodeClass", lambda o: o["spec"]["metadataOptions"].update(httpPutResponseHopLimit=0)),
-    ("EC2NodeClass", lambda o: o["spec"]["blockDeviceMappings"][0]["ebs"].update(volumeSize="100GB")),
-])
-def test_the_crd_checks_refuse_broken_objects(platform_objects, kind, mutate):
-    obj = copy.deepcopy(next(o for o in platform_objects if o["kind"] == kind))
-    crds.validate(obj)
-    mutate(obj)
-    with pytest.raises((jsonschema.ValidationError, crds.CRDError)):
+def refusal(obj: dict) -> str | None:
+    """Why crds.validate refuses obj (the JSON path and message), or None if it accepts it."""
+    try:
         crds.validate(obj)
+    except jsonschema.ValidationError as e:
+        return f"{e.json_path}: {e.message}"
+    except crds.CRDError as e:
+        return str(e)
+    return None
+
+
+def _spec(o):
+    return o["spec"]["template"]["spec"]
+
+
+def _req(key, operator, *values, **extra):
+    return {"key": key, "operator": operator, **({"values": list(values)} if values else {}), **extra}
+
+
+TAGS = {"karpenter.sh/discovery": "jupyterhub"}
+
+# Each mutation is something the real CRD (or Karpenter's RuntimeValidate, marked) refuses; the pattern is the
+# reason ours must give, so a mutation refused for some other reason does not pass. Upstream files and commits:
+# tests/deploy/crds.py.
+REFUSED = [
+    # NodePool: schema
+    ("NodePool", lambda o: _spec(o).update(taint=[]), r"Additional properties are not allowed \('taint'"),
+    ("NodePool", lambda o: _spec(o)["taints"].append({"key": "a", "effect": "NoExecut"}), r"'NoExecut' is not one of"),
+    ("NodePool", lambda o: _spec(o).pop("nodeClassRef"), r"'nodeClassRef' is a required property"),
+    ("NodePool", lambda o: o["spec"]["disruption"].update(consolidateAfter="10 minutes"),
+     r"consolidateAfter: '10 minutes' does not match"),
+    ("NodePool", lambda o: o["spec"]["disruption"].update(budgets=[{"nodes": "10%", "schedule": "every night",
+                                                                    "duration": "8h"}]),
+     r"schedule: 'every night' does not match"),
+    ("NodePool", lambda o: o["spec"]["disruption"].update(budgets=[{"nodes": "101%"}]),
+     r"nodes: '101%' does not match"),
+    ("NodePool", lambda o: o["spec"].update(limits={"nvidia.com/gpu": "sixteen"}),
+     r"limits\['nvidia.com/gpu'\]: 'sixteen' is not valid"),
+    ("NodePool", lambda o: _spec(o)["requirements"].append(_req("karpenter.sh/capacity-type", "In", "on demand")),
+     r"'on demand' does not match"),                                              # runtime: a label value
+    # NodePool: CEL
+    ("NodePool", lambda o: o["spec"]["template"]["metadata"]["labels"].update({"karpenter.sh/nodepool": "x"}),
+     r'labels\[karpenter.sh/nodepool\]: label "karpenter.sh/nodepool" is restricted'),
+    ("NodePool", lambda o: _spec(o)["requirements"].append(_req("karpenter.sh/nodepool", "In", "cpu")),
+     r'requirements\[\d+\].key: label "karpenter.sh/nodepool" is restricted'),
+    ("NodePool", lambda o: _spec(o)["requirements"].append(_req("kubernetes.io/hostname", "Exists")),
+     r'label (domain "kubernetes.io"|"kubernetes.io/hostname") is restricted'),   # upstream: both rules fail
+    ("NodePool", lambda o: o["spec"]["template"]["metadata"]["labels"].update({"example.k8s.io": "x"}),
+     r'label domain "k8s.io" is restricted'),                                     # a bare key is its own domain
+    ("NodePool", lambda o: o["spec"]["template"]["metadata"]["labels"].update({"kubernetes.io/role": "x"}),
+     r'label domain "kubernetes.io" is restricted'),
+    ("NodePool", lambda o: o["spec"]["template"]["metadata"]["labels"].update({"karpenter.sh/capacity": "x"}),
+     r'label domain "karpenter.sh" is restricted'),
+    ("NodePool", lambda o: _spec(o)["requirements"].append(_req("karpenter.k8s.aws/instance-color", "In", "red")),
+     r'label domain "karpenter.k8s.aws" is restricted'),
+    ("NodePool", lambda o: _spec(o)["requirements"].append(
+        _req("karpenter.k8s.aws/instance-generation", "Gt", "five")), r"single positive integer value"),
+    ("NodePool", lambda o: _spec(o)["requirements"].append(
+        _req("karpenter.k8s.aws/instance-generation", "Gt", "9223372036854775808")),   # CEL int() overflows
+     r"single positive integer value"),
+    ("NodePool", lambda o: _spec(o)["requirements"].append(_req("karpenter.k8s.aws/instance-cpu", "Lt", "8", "16")),
+     r"single positive integer value"),
+    ("NodePool", lambda o: _spec(o)["requirements"].append(_req("karpenter.k8s.aws/instance-family", "In")),
+     r"operator 'In' must have a value defined"),
+    ("NodePool", lambda o: _spec(o)["requirements"].append(
+        _req("karpenter.k8s.aws/instance-family", "In", "g5", minValues=2)), r"at least that many values"),
+    ("NodePool", lambda o: o["spec"]["disruption"].update(budgets=[{"nodes": "1", "schedule": "@daily"}]),
+     r"'schedule' must be set with 'duration'"),
+    # NodePool: runtime (the API server accepts these; Karpenter never makes the pool Ready)
+    ("NodePool", lambda o: _spec(o)["taints"].append({**_spec(o)["taints"][0], "value": "other"}),
+     r"duplicate taint Key/Effect pair"),
+    ("NodePool", lambda o: _spec(o).update(startupTaints=[{**_spec(o)["taints"][0]}]), r"duplicate taint Key/Effect"),
+    ("NodePool", lambda o: _spec(o)["taints"].append({"key": "example.com/" + "a" * 64, "effect": "NoSchedule"}),
+     r"taints\[\d+\].key: .* is not a qualified name"),
+    ("NodePool", lambda o: o["spec"]["template"]["metadata"]["labels"].update({"a" * 64: "x"}),
+     r"is not a qualified name"),
+    # EC2NodeClass: schema
+    ("EC2NodeClass", lambda o: o["spec"]["metadataOptions"].update(httpPutResponseHopLimit=0),
+     r"less than the minimum"),
+    ("EC2NodeClass", lambda o: o["spec"]["metadataOptions"].update(httpTokens="sometimes"),
+     r"'sometimes' is not one of"),
+    ("EC2NodeClass", lambda o: o["spec"]["blockDeviceMappings"][0]["ebs"].update(volumeSize="100GB"),
+     r"does not match"),
+    ("EC2NodeClass", lambda o: o["spec"]["blockDeviceMappings"][0]["ebs"].update(volumeSize="60000Gi"),
+     r"volumeSize: '60000Gi' does not match"),                                   # the CRD's maximum is 59000Gi
+    ("EC2NodeClass", lambda o: o["spec"]["blockDeviceMappings"][0]["ebs"].update(volumeType="gp4"),
+     r"'gp4' is not one"),
+    ("EC2NodeClass", lambda o: o["spec"]["blockDeviceMappings"][0]["ebs"].pop("volumeSize"),
+     r"ebs: .* is not valid under any of the given schemas"),
+    ("EC2NodeClass", lambda o: o["spec"].update(amiSelectorTerms=[{"owner": "amazon"}], amiFamily="AL2023"),
+     r"amiSelectorTerms\[0\]: .* is not valid under any of the given schemas"),  # owner alone selects nothing
+    ("EC2NodeClass", lambda o: o["spec"].update(amiSelectorTerms=[{"alias": "al2023@"}]), r"does not match"),
+    ("EC2NodeClass", lambda o: o["spec"].update(amiSelectorTerms=[{"alias": "ubuntu@latest"}]), r"does not match"),
+    ("EC2NodeClass", lambda o: o["spec"].update(amiSelectorTerms=[{"alias": "al2023@v" + "1" * 30}]), r"is too long"),
+    ("EC2NodeClass", lambda o: o["spec"].update(amiSelectorTerms=[{"ssmParameter": "/aws/x"}], amiFamily="AL2023"),
+     r"Additional properties are not allowed \('ssmParameter'"),                  # Karpenter 1.0 has no such field
+    ("EC2NodeClass", lambda o: o["spec"]["subnetSelectorTerms"].append({}), r"is not valid under any"),
+    ("EC2NodeClass", lambda o: o["spec"].update(subnetSelectorTerms=[]), r"should be non-empty"),
+    ("EC2NodeClass", lambda o: o["spec"]["subnetSelectorTerms"][0]["tags"].update({"Name": ""}),
+     r"should be non-empty"),
+    ("EC2NodeClass", lambda o: o["spec"].update(role=""), r"role: '' should be non-empty"),
+    ("EC2NodeClass", lambda o: o["spec"]["tags"].update({"eks:eks-cluster-name": "x"}), r"should not be valid under"),
+    ("EC2NodeClass", lambda o: o["spec"]["tags"].update({"karpenter.sh/managed-by": "x"}),
+     r"should not be valid under"),
+    ("EC2NodeClass", lambda o: o["spec"]["tags"].update({"karpenter.sh/nodeclaim": "x"}), r"should not be valid under"),
+    ("EC2NodeClass", lambda o: o["spec"]["tags"].update({"kubernetes.io/cluster/jupyterhub": "owned"}),
+     r"should not be valid under"),
+    ("EC2NodeClass", lambda o: o["spec"]["tags"].update({"": "x"}), r"'' should be non-empty"),
+    ("EC2NodeClass", lambda o: o["spec"].update(kubelet={"maxPods": 110}), r"Additional properties .*'kubelet'"),
+    # EC2NodeClass: CEL
+    ("EC2NodeClass", lambda o: o["spec"].update(instanceProfile="KarpenterNodeInstanceProfile"),
+     r"must specify exactly one of \['role', 'instanceProfile'\]"),
+    ("EC2NodeClass", lambda o: o["spec"].pop("role"), r"must specify exactly one of"),
+    ("EC2NodeClass", lambda o: o["spec"]["amiSelectorTerms"].append({"id": "ami-0123456789abcdef0"}),
+     r"'alias' is mutually exclusive, cannot be set with a combination of other amiSelectorTerms"),
+    ("EC2NodeClass", lambda o: o["spec"]["amiSelectorTerms"][0].update(owner="amazon"),
+     r"'alias' is mutually exclusive, cannot be set with a combination of other fields"),
+    ("EC2NodeClass", lambda o: o["spec"].update(amiSelectorTerms=[{"id": "ami-0123", "name": "x"}], amiFamily="AL2023"),
+     r"'id' is mutually exclusive"),
+    ("EC2NodeClass", lambda o: o["spec"].update(amiSelectorTerms=[{"name": "my-ami-*"}]),
+     r"must specify amiFamily if amiSelectorTerms does not contain an alias"),
+    ("EC2NodeClass", lambda o: o["spec"].update(amiFamily="Bottlerocket"),
+     r"amiFamily must be 'AL2023' or 'Custom'"),
+    ("EC2NodeClass", lambda o: o["spec"].update(amiSelectorTerms=[{"alias": "windows2022@v20240101"}]),
+     r"windows families may only specify version 'latest'"),
+    ("EC2NodeClass", lambda o: o["spec"].update(subnetSelectorTerms=[{"id": "subnet-0123", "tags": TAGS}]),
+     r"'id' is mutually exclusive, cannot be set with a combination of other fields in subnetSelectorTerms"),
+    ("EC2NodeClass", lambda o: o["spec"].update(securityGroupSelectorTerms=[{"id": "sg-0123", "name": "nodes"}]),
+     r"'id' is mutually exclusive, cannot be set with a combination of other fields in securityGroupSelectorTerms"),
+    ("EC2NodeClass", lambda o: o["spec"].update(securityGroupSelectorTerms=[{"name": "nodes", "tags": TAGS}]),
+     r"'name' is mutually exclusive"),
+    ("EC2NodeClass", lambda o: o["spec"]["blockDeviceMappings"].append(
+        {"deviceName": "/dev/xvdb", "rootVolume": True, "ebs": {"volumeSize": "10Gi"}}),
+     r"must have only one blockDeviceMappings with rootVolume"),
+]
+
+
+def _sample(platform_objects, kind):
+    return copy.deepcopy(next(o for o in platform_objects if o["kind"] == kind))
+
+
+@pytest.mark.parametrize("kind, mutate, reason", REFUSED)
+def test_the_crd_checks_refuse_what_karpenter_refuses(platform_objects, kind, mutate, reason):
+    obj = _sample(platform_objects, kind)
+    assert refusal(obj) is None
+    mutate(obj)
+    problem = refusal(obj)
+    assert problem is not None, "accepted"
+    assert re.search(reason, problem), problem
+
+
+# What the real CRD accepts, ours must accept too: no check stricter than upstream where it matters.
+@pytest.mark.parametrize("kind, mutate", [
+    ("NodePool", lambda o: _spec(o)["requirements"].append(_req("nvidia.com/gpu.product", "Exists", "A100"))),
+    ("NodePool", lambda o: _spec(o)["requirements"].append(_req("karpenter.k8s.aws/instance-cpu", "Gt", "007"))),
+    ("NodePool", lambda o: _spec(o)["requirements"].append(_req("topology.kubernetes.io/zone", "In", "eu-west-1a"))),
+    ("NodePool", lambda o: _spec(o)["requirements"].append(
+        _req("node.kubernetes.io/instance-type", "NotIn", "t3.micro"))),
+    ("NodePool", lambda o: o["spec"]["template"]["metadata"]["labels"].update(
+        {"node.kubernetes.io/exclude-from-external-load-balancers": "true", "topology.kubernetes.io/zone": "a",
+         "example.node-restriction.kubernetes.io/tier": "user", "x.kops.k8s.io/ig": "nodes"})),
+    ("NodePool", lambda o: _spec(o)["taints"].append({"key": "a" * 200 + ".example.com/b", "effect": "NoExecute"})),
+    ("NodePool", lambda o: _spec(o)["taints"].append({**_spec(o)["taints"][0], "effect": "NoExecute"})),
+    ("NodePool", lambda o: o["spec"]["disruption"].update(
+        budgets=[{"nodes": "0", "schedule": "0 9 * * mon-fri", "duration": "8h", "reasons": ["Empty"]}])),
+    ("NodePool", lambda o: o["spec"].update(weight=100, limits={"cpu": 1000, "memory": "4000Gi"})),
+    ("EC2NodeClass", lambda o: o["spec"]["blockDeviceMappings"][0]["ebs"].update(volumeSize="59000Gi")),
+    ("EC2NodeClass", lambda o: o["spec"].update(amiSelectorTerms=[{"alias": "bottlerocket@v1.10.0"}])),
+    ("EC2NodeClass", lambda o: o["spec"].update(amiSelectorTerms=[{"alias": "windows2022@latest"}])),
+    ("EC2NodeClass", lambda o: o["spec"].update(amiSelectorTerms=[{"tags": TAGS, "owner": "self"},
+                                                                 {"id": "ami-0123"}], amiFamily="Custom")),
+    # upstream's rule is !self.all(...): a mixed term is refused only when every term is mixed
+    ("EC2NodeClass", lambda o: o["spec"]["subnetSelectorTerms"].append({"id": "subnet-0123", "tags": TAGS})),
+    ("EC2NodeClass", lambda o: o["spec"].update(instanceProfile=o["spec"].pop("role"))),
+])
+def test_the_crd_checks_accept_what_karpenter_accepts(platform_objects, kind, mutate):
+    obj = _sample(platform_objects, kind)
+    mutate(obj)
+    assert refusal(obj) is None
 
 
 @pytest.mark.parametrize("args, message", [
@@ -72,11 +231,55 @@ def test_the_crd_checks_refuse_broken_objects(platform_objects, kind, mutate):
     (["--set", "efs.fileSystemId=vol-0123"], "fileSystemId"),                         # wrong shape
     (["--set", "karpenter.nodePools.cpu.nodeClass=big"], 'nodeClass "big" is not one of'),
     (["--set", "karpenter.nodePools.cpu.taints[0].effect=NoSchedul"], "effect"),
+    # values the chart would render into a NodePool or EC2NodeClass that the real CRD refuses
+    (["--set", "karpenter.nodeClasses.standard.rootVolumeSize=60000Gi"],
+     "karpenter.nodeClasses.standard.rootVolumeSize: Does not match pattern"),
+    (["--set", "karpenter.amiAlias=al2023@v20250807000000000000000"],
+     "karpenter.amiAlias: String length must be less than or equal to 30"),
+    (["--set-json", 'karpenter.tags={"kubernetes.io/cluster/jupyterhub": "owned"}'],
+     'karpenter.tags: Property name of "kubernetes.io/cluster/jupyterhub" does not match'),
+    (["--set-json", 'karpenter.tags={"eks:eks-cluster-name": "jupyterhub"}'],
+     'karpenter.tags: Property name of "eks:eks-cluster-name" does not match'),
+    (["--set-json", 'karpenter.tags={"jupyterhub-ext/release": "x"}'],     # the chart sets it: a duplicate key
+     'karpenter.tags: Property name of "jupyterhub-ext/release" does not match'),
+    (["--set-json", 'karpenter.nodePools.cpu.taints=[{"key": "a", "value": "", "effect": "NoSchedule"}]'],
+     "karpenter.nodePools.cpu.taints.0.value: Does not match pattern"),
+    (["--set-json", 'karpenter.nodePools.cpu.requirements=[{"key": "karpenter.sh/capacity-type", "operator": "In"}]'],
+     "karpenter.nodePools.cpu.requirements.0: values is required"),
+    (["--set-json", 'karpenter.nodePools.cpu.requirements=[{"key": "karpenter.sh/capacity-type", "operator": "In", '
+                    '"values": []}]'],
+     "karpenter.nodePools.cpu.requirements.0.values: Array must have at least 1 items"),
+    (["--set-json", 'karpenter.nodePools.cpu.requirements=[{"key": "karpenter.k8s.aws/instance-generation", '
+                    '"operator": "Gt", "values": ["five"]}]'],
+     "karpenter.nodePools.cpu.requirements.0.values.0: Does not match pattern"),
+    (["--set-json", 'karpenter.nodePools.cpu.requirements=[{"key": "karpenter.k8s.aws/instance-generation", '
+                    '"operator": "Lt", "values": ["5", "6"]}]'],
+     "karpenter.nodePools.cpu.requirements.0.values: Array must have at most 1 items"),
+    (["--set-json", 'karpenter.userNodeLabels={"bad key": "x"}'],
+     'karpenter.userNodeLabels: Property name of "bad key" does not match'),
 ])
 def test_bad_values_are_refused_by_helm_naming_the_key(helm, args, message):
     proc = render_platform(helm, *args, check=False)
     assert proc.returncode != 0, f"helm accepted {args}"
     assert message in proc.stderr, proc.stderr
+
+
+def test_values_at_the_chart_schemas_limits_render_objects_the_crds_accept(helm):
+    objects = render_platform(
+        helm, "--set", "karpenter.nodeClasses.standard.rootVolumeSize=16384Gi",
+        "--set", "karpenter.amiAlias=bottlerocket@v1.10.0",
+        "--set-json", 'karpenter.tags={"team": "ml", "cost-center": ""}',
+        "--set-json", 'karpenter.nodePools.cpu.taints=[{"key": "example.com/dedicated", "value": "user", '
+                      '"effect": "NoSchedule"}, {"key": "example.com/dedicated", "effect": "NoExecute"}]',
+        "--set-json", 'karpenter.nodePools.cpu.requirements=[{"key": "karpenter.k8s.aws/instance-cpu", '
+                      '"operator": "Lt", "values": ["65"]}, {"key": "karpenter.k8s.aws/instance-family", '
+                      '"operator": "In", "values": ["m7i", "m7a"], "minValues": 2}, '
+                      '{"key": "karpenter.k8s.aws/instance-local-nvme", "operator": "DoesNotExist"}]',
+        "--set-json", 'karpenter.userNodeLabels={"hub.jupyter.org/node-purpose": "user", "example.com/tier": ""}')
+    crd_objects = [o for o in objects if o["kind"] in CRD_KINDS]
+    assert len(crd_objects) == 8
+    for obj in crd_objects:
+        crds.validate(obj)
 
 
 def test_efs_volumes_are_pinned_pairs_on_their_own_access_points(platform_objects):
