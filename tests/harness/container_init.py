@@ -152,19 +152,14 @@ def setup_namespaces(spec):
 
 
 def join_namespace(pid):
-    try:
-        fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
-    except OSError as e:
-        raise StartError("ContainerNotRunning", f"container process {pid} is gone: {e.strerror}") from None
-    setns(fd, CLONE_NEWNS)
-    os.close(fd)
-    # the UTS namespace too, as `kubectl exec` and exec hooks do: `hostname` answers the pod's name
-    try:
-        fd = os.open(f"/proc/{pid}/ns/uts", os.O_RDONLY)
-    except OSError as e:
-        raise StartError("ContainerNotRunning", f"container process {pid} is gone: {e.strerror}") from None
-    setns(fd, CLONE_NEWUTS)
-    os.close(fd)
+    # the mount namespace, and the UTS one as `kubectl exec` and exec hooks do: `hostname` answers the pod's name
+    for ns, nstype in (("mnt", CLONE_NEWNS), ("uts", CLONE_NEWUTS)):
+        try:
+            fd = os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY)
+        except OSError as e:
+            raise StartError("ContainerNotRunning", f"container process {pid} is gone: {e.strerror}") from None
+        setns(fd, nstype)
+        os.close(fd)
     os.chroot(f"/proc/{pid}/root")  # the container's root, not the namespace's
     os.chdir("/")
 
