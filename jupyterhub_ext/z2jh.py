@@ -39,23 +39,12 @@ def _upstream_shared_password(value) -> bool:
     named: its entry point (``shared-password``, the name JupyterHub documents), its module path
     (``jupyterhub.authenticators.shared.SharedPasswordAuthenticator``) or the class itself. Every spelling gets
     the same checks: a safe default must not depend on how the class was written down."""
+    from jupyterhub.app import JupyterHub
     from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
 
     if isinstance(value, str):
-        from jupyterhub.app import JupyterHub
-
-        # JupyterHub's own lookup: entry point names, case-insensitively, else an importable dotted path
-        registry = JupyterHub.class_traits()["authenticator_class"].load_entry_points()
-        entry_point = registry.get(value.lower())
-        try:
-            if entry_point is not None:
-                value = entry_point.load()
-            elif "." in value:
-                from traitlets.utils.importstring import import_item
-
-                value = import_item(value)
-            else:
-                return False
+        try:  # JupyterHub's own resolution: entry point names (case-insensitively), then dotted paths
+            value = JupyterHub.class_traits()["authenticator_class"].validate(None, value)
         except Exception:  # noqa: BLE001 - a broken or missing class is JupyterHub's to report, with its own message
             return False
     return value is SharedPasswordAuthenticator

@@ -44,8 +44,8 @@ def check_override(override: Mapping[str, Any], path: str, validate=None,
                    settings: Settings = Settings(), *, applied_alone: bool = True) -> None:
     """Every key must be a real, configurable KubeSpawner trait (upstream silently ignores typos).
 
-    ``applied_alone=False`` (a choice's override, applied over its profile's) leaves the request == limit check
-    to the combination."""
+    ``applied_alone=False`` (a choice's override, applied over its profile's) leaves the extended-resource
+    checks to the caller, which makes them on the two as applied together."""
     traits = kubespawner_traits()
     for key, value in override.items():
         at = f"{path}.{key}"
@@ -58,7 +58,8 @@ def check_override(override: Mapping[str, Any], path: str, validate=None,
                 validate(key, value)
             except Exception as e:  # a TraitError, or whatever the trait's validator raises
                 raise ConfigError(at, f"not a valid value for KubeSpawner.{key}: {e}") from None
-    _check_extended(override, path, settings, pairs=applied_alone)
+    if applied_alone:
+        _check_extended(override, path, settings)
 
 
 def _unknown_trait(key: str, traits: Iterable[str]) -> str:
@@ -76,7 +77,7 @@ def _is_extended(name: str) -> bool:
     return bool(domain) and domain != "kubernetes.io" and not domain.endswith(".kubernetes.io")
 
 
-def _check_extended(override: Mapping[str, Any], path: str, settings: Settings, *, pairs: bool = True) -> None:
+def _check_extended(override: Mapping[str, Any], path: str, settings: Settings) -> None:
     """Extended resources in a raw override get the checks a hardware kind gets: a known MIG profile, a
     whole count, and a limit equal to any request (Kubernetes rejects the pod otherwise)."""
     guarantees = override.get("extra_resource_guarantees") or {}
@@ -95,8 +96,6 @@ def _check_extended(override: Mapping[str, Any], path: str, settings: Settings, 
             if isinstance(value, bool) or not str(value).isdigit() or int(str(value)) < 1:
                 raise ConfigError(at, f"an extended resource is counted in whole devices: expected a positive "
                                       f"integer, got {value!r}")
-    if not pairs:
-        return
     for name, value in guarantees.items():
         if _is_extended(str(name)) and str(limits.get(name)) != str(value):
             raise ConfigError(f"{path}.extra_resource_guarantees.{name}",
@@ -113,7 +112,8 @@ def check_catalog(catalog: Catalog, path: str, validate=None) -> None:
             for k, choice in enumerate(option.choices):
                 at = f"{path}[{i}].options[{j}].choices[{k}].kubespawner_override"
                 check_override(choice.kubespawner_override, at, validate, settings, applied_alone=False)
-                # a request in one and its limit in the other only meet at start: check what is applied
+                # a request in one and its limit in the other only meet at start: check them as ``overrides``
+                # applies them (the choice's keys replace the profile's)
                 _check_extended({**profile.kubespawner_override, **choice.kubespawner_override}, at, settings)
 
 
