@@ -28,7 +28,7 @@ from tornado.httpclient import HTTPClientError
 from traitlets import Bool, Float, List, Unicode, default
 
 from ..errors import ConfigError
-from .configkey import config_key
+from ..configkey import config_key
 from .idtoken import (
     SUPPORTED_ALGORITHMS,
     IdTokenError,

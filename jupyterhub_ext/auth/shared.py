@@ -18,7 +18,7 @@ from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
 from traitlets import Unicode, validate
 
 from ..errors import ConfigError
-from .configkey import config_key
+from ..configkey import config_key
 
 
 def _strip_one_newline(text: str) -> str:
