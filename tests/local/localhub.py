@@ -2,14 +2,14 @@
 
 Only ports, the data directory and (optionally) the course are changed, from the command line and the
 environment, as a user of the README's command could: the configuration file is the shipped one. Process
-handling and log archiving are tests/support/hub_process.py's.
+handling, the health wait and log archiving are tests/support/hub_process.py's (``spawn_hub_process``,
+``wait_until_healthy``), as for every other hub of the tests.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import requests
 
-from tests.support.hub_process import HubProcess, HubStartError, _proxy_path, _running, free_port
+from tests.support.hub_process import HubProcess, free_port, hub_path, spawn_hub_process, wait_until_healthy
 
 from .helpers import ROOT
 
@@ -146,25 +146,7 @@ def start_local_hub(data_dir: Path, *, course: Path | None = None, env: Mapping[
     argv += list(extra_args)
     child_env = {k: v for k, v in os.environ.items()
                  if not k.startswith(("JUPYTERHUB_", "CONFIGPROXY_"))}
-    child_env.update({"PATH": _proxy_path(), "JUPYTERHUB_EXT_DATA": str(data_dir), **(env or {})})
-    log_path = workdir / "hub.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, cwd=cwd, env=child_env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec_fn)
-    process = HubProcess(name, workdir, proc, log_path, f"http://127.0.0.1:{port}/", "", owns_workdir=True)
-    _running.add(process)
-    hub = LocalHub(process, data_dir, child_env)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(hub.url("hub/health"), timeout=2).status_code == 200:
-                return hub
-        except requests.RequestException:
-            pass
-        if not process.alive:
-            break
-        time.sleep(0.1)
-    text = process.log_text()
-    process._save_requested = "start failed"
-    process.stop()
-    raise HubStartError(f"local hub {'exited' if proc.poll() is not None else 'not healthy'}", text)
+    child_env.update({"PATH": hub_path(), "JUPYTERHUB_EXT_DATA": str(data_dir), **(env or {})})
+    process = spawn_hub_process(argv, name=name, workdir=workdir, cwd=cwd, env=child_env,
+                                base_url=f"http://127.0.0.1:{port}/", preexec_fn=preexec_fn)
+    return LocalHub(wait_until_healthy(process, timeout), data_dir, child_env)

@@ -9,6 +9,9 @@ Generic on purpose (no authenticator or spawner specifics), for any test that ne
         r = requests.get(hub.url("/hub/login"))  # through the proxy
     log = expect_start_failure("c.Foo.bar = 1", match="Foo.bar")
 
+A hub started some other way (another command line, another account: tests/local/localhub.py) uses the same
+process handling through ``spawn_hub_process`` and ``wait_until_healthy``, with ``hub_path()`` as its PATH.
+
 ``config`` is a string of Python (the body of a ``jupyterhub_config.py``), a mapping
 ``{"Section": {"trait": value}}`` rendered to ``c.Section.trait = <repr(value)>``, or a list mixing both
 (applied in order). The helper's own settings come first, so a test may override any of them; a test that
@@ -32,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +80,7 @@ def render_config(config: Config) -> str:
     return "\n".join(render_config(part) for part in config)
 
 
-def _proxy_path() -> str:
+def hub_path() -> str:
     """PATH with the repository's node_modules/.bin (configurable-http-proxy) and this Python's bin first."""
     parts = [str(ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent)]
     return os.pathsep.join(parts + [os.environ.get("PATH", "")])
@@ -147,8 +150,12 @@ class HubProcess:
 
     def save_log(self, reason: str = "requested") -> Path:
         """Copy the log to artifacts/hub-logs/ now (and again at stop, to include the end)."""
-        self._save_requested = reason
+        self.keep_log(reason)
         return self._copy_log(reason)
+
+    def keep_log(self, reason: str) -> None:
+        """Copy the log to artifacts/hub-logs/ when the hub stops."""
+        self._save_requested = reason
 
     def _copy_log(self, reason: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -182,7 +189,7 @@ class HubProcess:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            self._save_requested = f"test failed: {exc_type.__name__}: {exc}"
+            self.keep_log(f"test failed: {exc_type.__name__}: {exc}")
         self.stop()
 
     def __repr__(self) -> str:
@@ -217,18 +224,53 @@ def _stop_all() -> None:
         hub.stop(timeout=5)
 
 
-def _launch(
-    config: Config,
+def spawn_hub_process(
+    argv: Iterable[str],
     *,
     name: str,
-    crypt_key: bool | str,
-    env: Mapping[str, str] | None,
-    base_path: str,
-    debug: bool,
-    workdir: Path | None,
-    extra_args: Iterable[str],
+    workdir: Path,
+    base_url: str,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    api_token: str = "",
+    owns_workdir: bool = True,
+    preexec_fn: Callable[[], Any] | None = None,
+) -> HubProcess:
+    """Run ``argv`` (a ``jupyterhub`` command line) as a hub: in a process group of its own, output to
+    ``workdir/hub.log``, ended by ``stop()`` or at exit. ``env`` is its whole environment (``hub_path()``
+    gives the PATH that finds configurable-http-proxy); ``cwd`` defaults to ``workdir``; ``base_url`` is its
+    public URL (ends with '/'). Returns at once: ``wait_until_healthy`` waits for it."""
+    log_path = Path(workdir) / "hub.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd or workdir,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: stop() can reach the proxy too
+            preexec_fn=preexec_fn,
+        )
+    hub = HubProcess(name, Path(workdir), proc, log_path, base_url, api_token, owns_workdir)
+    _running.add(hub)
+    return hub
+
+
+def launch_hub(
+    config: Config = "",
+    *,
+    name: str = "hub",
+    crypt_key: bool | str = False,
+    env: Mapping[str, str] | None = None,
+    base_path: str = "/",
+    debug: bool = False,
+    workdir: Path | None = None,
+    extra_args: Iterable[str] = (),
     port: int | None = None,
 ) -> HubProcess:
+    """``start_hub`` without the wait: the process is started and returned at once (for timing a start-up,
+    or a hub expected to refuse to start). Same arguments as ``start_hub``."""
     owns = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix=f"hub-{name}-")) if workdir is None else Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -259,25 +301,23 @@ def _launch(
     config_path.write_text(render_config([own, config]) + "\n", encoding="utf-8")
 
     child_env = {k: v for k, v in os.environ.items() if k not in ("JUPYTERHUB_CRYPT_KEY", "CONFIGPROXY_AUTH_TOKEN")}
-    child_env["PATH"] = _proxy_path()
+    child_env["PATH"] = hub_path()
     child_env["CONFIGPROXY_AUTH_TOKEN"] = secrets.token_hex(32)
     if crypt_key:
         child_env["JUPYTERHUB_CRYPT_KEY"] = crypt_key if isinstance(crypt_key, str) else secrets.token_hex(32)
     child_env.update(env or {})
-    log_path = workdir / "hub.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(config_path), *extra_args],
-            cwd=workdir,
-            env=child_env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group: stop() can reach the proxy too
-        )
-    hub = HubProcess(name, workdir, proc, log_path, f"http://127.0.0.1:{port}{base_path}", api_token, owns)
-    _running.add(hub)
-    return hub
+    return spawn_hub_process(
+        [sys.executable, "-m", "jupyterhub", "-f", str(config_path), *extra_args],
+        name=name,
+        workdir=workdir,
+        base_url=f"http://127.0.0.1:{port}{base_path}",
+        env=child_env,
+        api_token=api_token,
+        owns_workdir=owns,
+    )
+
+
+_launch = launch_hub  # the former private name, still imported by benchmarks/startup.py
 
 
 def _healthy(hub: HubProcess) -> bool:
@@ -285,6 +325,23 @@ def _healthy(hub: HubProcess) -> bool:
         return requests.get(hub.url("hub/health"), timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def wait_until_healthy(hub: HubProcess, timeout: float = 60.0) -> HubProcess:
+    """Wait until ``/hub/health`` answers 200 through the proxy and return the hub. If it exits or is not
+    healthy within ``timeout`` seconds, stop it (its log saved under artifacts/) and raise HubStartError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _healthy(hub):
+            return hub
+        if not hub.alive:
+            break
+        time.sleep(0.1)
+    log = hub.log_text()
+    reason = "exited" if not hub.alive else f"not healthy after {timeout}s"
+    hub.keep_log(f"start failed: {reason}")
+    hub.stop()
+    raise HubStartError(f"hub {hub.name!r} {reason}", log)
 
 
 def start_hub(
@@ -310,7 +367,7 @@ def start_hub(
     also saved under artifacts/) if the hub exits or is not healthy within ``timeout`` seconds.
     """
     for attempt in range(3):
-        hub = _launch(
+        hub = launch_hub(
             config,
             name=name,
             crypt_key=crypt_key,
@@ -321,21 +378,13 @@ def start_hub(
             extra_args=extra_args,
             port=port,  # a fixed public port is kept; the others are picked again
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if _healthy(hub):
-                return hub
-            if not hub.alive:
-                break
-            time.sleep(0.1)
-        log = hub.log_text()
-        reason = "exited" if not hub.alive else f"not healthy after {timeout}s"
-        hub._save_requested = f"start failed: {reason}"
-        hub.stop()
-        # Another process may have taken a port between free_port() and bind: try again with new ones.
-        if "address already in use" in log.lower() and attempt < 2:
-            continue
-        raise HubStartError(f"hub {name!r} {reason}", log)
+        try:
+            return wait_until_healthy(hub, timeout)
+        except HubStartError as e:
+            # Another process may have taken a port between free_port() and bind: try again with new ones.
+            if "address already in use" in e.log.lower() and attempt < 2:
+                continue
+            raise
     raise AssertionError("unreachable")
 
 
@@ -352,34 +401,25 @@ def expect_start_failure(
     """Start a hub that must refuse to start: assert it exits non-zero (never becomes healthy) and, with
     ``match``, that its log contains ``match`` (a regex string or compiled pattern; plain strings are searched
     as regexes, so escape them with re.escape if needed). Returns the log."""
-    hub = _launch(
-        config,
-        name=name,
-        crypt_key=crypt_key,
-        env=env,
-        base_path="/",
-        debug=False,
-        workdir=workdir,
-        extra_args=(),
-    )
+    hub = launch_hub(config, name=name, crypt_key=crypt_key, env=env, workdir=workdir)
     try:
         try:
             hub.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             healthy = _healthy(hub)
-            hub._save_requested = "expected a start-up failure, but the hub kept running"
+            hub.keep_log("expected a start-up failure, but the hub kept running")
             raise AssertionError(
                 f"hub {name!r} was expected to refuse to start but is still running"
                 f"{' and healthy' if healthy else ''} after {timeout}s\n{hub.log_text()[-4000:]}"
             ) from None
         log = hub.log_text()
         if hub.proc.returncode == 0:
-            hub._save_requested = "expected a start-up failure, but the hub exited 0"
+            hub.keep_log("expected a start-up failure, but the hub exited 0")
             raise AssertionError(f"hub {name!r} exited 0, expected a start-up failure\n{log[-4000:]}")
         if match is not None:
             regex = re.compile(match) if isinstance(match, str) else match
             if not regex.search(log):
-                hub._save_requested = f"start-up failure without {regex.pattern!r}"
+                hub.keep_log(f"start-up failure without {regex.pattern!r}")
                 raise AssertionError(
                     f"hub {name!r} failed to start, but its log lacks {regex.pattern!r}:\n{log[-4000:]}"
                 )

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import requests
 
 from tests.support.hub_process import (
     ADMIN_SERVICE,
+    HubStartError,
     expect_start_failure,
     free_port,
+    hub_path,
     render_config,
+    spawn_hub_process,
     start_hub,
+    wait_until_healthy,
 )
 
 
@@ -59,3 +66,18 @@ def test_expect_start_failure_returns_the_log():
         match=r"no-such-authenticator",
     )
     assert "could not be imported" in log
+
+
+def test_a_process_that_exits_is_a_start_error_with_its_log(monkeypatch, tmp_path):
+    """What a hub started from its own command line (tests/local) gets: the same wait, stop and archive."""
+    monkeypatch.setattr("tests.support.hub_process.ARTIFACTS", tmp_path / "hub-logs")
+    workdir = Path(tempfile.mkdtemp(prefix="hub-exits-"))
+    hub = spawn_hub_process([sys.executable, "-c", "print('no config for you'); raise SystemExit(3)"],
+                            name="exits", workdir=workdir, base_url=f"http://127.0.0.1:{free_port()}/",
+                            env={"PATH": hub_path()})
+    with pytest.raises(HubStartError) as info:
+        wait_until_healthy(hub, timeout=30)
+    assert "exited" in str(info.value) and "no config for you" in info.value.log
+    assert hub.proc.returncode == 3 and not workdir.exists()
+    (saved,) = (tmp_path / "hub-logs").iterdir()
+    assert saved.read_text() == "# hub exited by itself with code 3\nno config for you\n"
