@@ -16,7 +16,9 @@ from traitlets import Unicode, default
 
 from ..errors import ConfigError
 from .idtoken import IdTokenError
-from .oidc import OIDCAuthenticator, check_url, provider_logout_query
+from .checks import check_url
+from .handlers import provider_logout_query
+from .oidc import OIDCAuthenticator
 
 _REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _POOL_ID = re.compile(r"^([a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-\d)_[0-9A-Za-z]+$")
@@ -162,8 +164,8 @@ class CognitoAuthenticator(OIDCAuthenticator):
                     f"{_NOT_IN_ID_TOKEN[claim]}: use 'email' (the default) or 'cognito:username'",
                 )
 
-    async def claims_from_tokens(self, token_info, *, nonce=None, previous=None) -> dict[str, Any]:
-        claims = await super().claims_from_tokens(token_info, nonce=nonce, previous=previous)
+    async def token_to_user(self, token_info) -> dict[str, Any]:
+        claims = await super().token_to_user(token_info)
         # Cognito marks its tokens; an access token must never pass for an ID token.
         if claims.get("token_use", "id") != "id":
             raise IdTokenError(

@@ -13,7 +13,9 @@ from traitlets import Bool, Enum, List, Unicode, default
 
 from ..errors import ConfigError
 from .idtoken import ProviderUnavailable
-from .oidc import OIDCAuthenticator, _string_list, check_url, provider_logout_query
+from .checks import check_url
+from .handlers import provider_logout_query
+from .oidc import OIDCAuthenticator, _string_list
 
 _REALM_URL = re.compile(r"^https?://[^/]+(?:/.*)?/realms/(?P<realm>[^/?#]+)/?$")
 

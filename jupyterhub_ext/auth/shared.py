@@ -19,6 +19,7 @@ from traitlets import Unicode, validate
 
 from ..errors import ConfigError
 from ..configkey import config_key
+from .checks import refuse_invalid_config
 
 
 def _strip_one_newline(text: str) -> str:
@@ -114,11 +115,7 @@ class ClassroomSharedPasswordAuthenticator(SharedPasswordAuthenticator):
         return None, self._key(f"{which}_password")
 
     def check_allow_config(self):
-        try:
-            self.validate_config()
-        except ConfigError as e:
-            self.log.error("Invalid configuration: %s", e)
-            raise
+        refuse_invalid_config(self)
         super().check_allow_config()
 
     def validate_config(self) -> None:
