@@ -6,15 +6,17 @@ cases a shared provider cannot play without disturbing other tests: the provider
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
 
 from jupyterhub_ext.auth.cognito import CognitoAuthenticator
+from jupyterhub_ext.auth.idtoken import IdTokenError
 from tests.support.hub_process import free_port
 
-from .conftest import unique
+from .conftest import TOKEN_LIFETIME, unique
 
 REDIRECT = "http://127.0.0.1:9/hub/oauth_callback"  # never called: the test reads the code from the redirect
 
@@ -135,3 +137,18 @@ async def test_refresh_user_hook_still_wins(provider, client):
     a = authenticator(provider, client, refresh_user_hook=lambda authenticator, user, auth_state: False)
     user = await logged_in(provider, a)
     assert await a.refresh_user(user) is False
+
+
+async def test_a_refresh_response_without_id_token_keeps_the_verified_one(provider, client):
+    """OpenID Connect lets a refresh response carry no ID token: the one verified at login is kept, even once
+    it has expired; an expired ID token arriving in a token response is still refused."""
+    a = authenticator(provider, client, id_token_leeway=0.0)
+    user = await logged_in(provider, a)
+    previous = user._auth_state
+    await asyncio.sleep(TOKEN_LIFETIME + 1.2)  # the ID token has expired now
+    without = {k: v for k, v in previous["token_response"].items() if k != "id_token"}
+    model = await a.auth_model_from_tokens(without, previous=previous)
+    assert model["name"] == user.name and model["groups"] == ["students"]
+    assert model["auth_state"]["id_token"] == previous["id_token"]
+    with pytest.raises(IdTokenError, match="expired"):
+        await a.auth_model_from_tokens(previous["token_response"])
