@@ -161,38 +161,7 @@ async def verify_id_token(
             "algorithm", f"the ID token is signed with {alg!r}; accepted: {', '.join(sorted(algorithms))}"
         )
     key = await jwks.key_for(header.get("kid"), alg)
-
-    options: dict[str, Any] = {
-        "require": list(REQUIRED_CLAIMS),
-        "verify_signature": True,
-        "verify_aud": True,
-        "verify_iss": False,  # compared below, for an exact match with a clear message
-        "verify_exp": verify_exp,
-        "verify_iat": True,
-        "verify_nbf": True,
-    }
-    try:
-        claims = jwt.decode(
-            token,
-            key=key.key,
-            algorithms=[alg],
-            audience=client_id,
-            leeway=leeway,
-            options=options,  # type: ignore[arg-type]
-        )
-    except jwt.InvalidSignatureError:
-        raise IdTokenError("signature", "the ID token's signature does not verify with the provider's key") from None
-    except jwt.ExpiredSignatureError:
-        raise IdTokenError("expired", "the ID token has expired") from None
-    except jwt.InvalidAudienceError:
-        raise IdTokenError("audience", f"the ID token was not issued to this client ({client_id!r})") from None
-    except jwt.ImmatureSignatureError:
-        raise IdTokenError("not-yet-valid", "the ID token is not valid yet (iat/nbf in the future)") from None
-    except jwt.MissingRequiredClaimError as e:
-        raise IdTokenError("missing-claim", f"the ID token has no {e.claim!r} claim") from None
-    except jwt.PyJWTError as e:
-        raise IdTokenError("invalid", f"the ID token is invalid ({type(e).__name__}: {e})") from None
-
+    claims = _decode(token, key, alg, client_id=client_id, leeway=leeway, verify_exp=verify_exp)
     if claims.get("iss") != issuer:
         raise IdTokenError("issuer", f"the ID token was issued by {claims.get('iss')!r}, expected {issuer!r}")
     aud = claims.get("aud")
@@ -207,3 +176,30 @@ async def verify_id_token(
         if not isinstance(got, str) or not hmac.compare_digest(got, nonce):
             raise IdTokenError("nonce", "the ID token's nonce does not match this login (replayed token?)")
     return claims
+
+
+def _decode(token: str, key: jwt.PyJWK, alg: str, *, client_id: str, leeway: float, verify_exp: bool) -> dict[str, Any]:
+    """The claims, once PyJWT has checked the signature, audience and times; its errors as IdTokenError."""
+    options: dict[str, Any] = {
+        "require": list(REQUIRED_CLAIMS),
+        "verify_signature": True,
+        "verify_aud": True,
+        "verify_iss": False,  # verify_id_token compares it, for an exact match with a clear message
+        "verify_exp": verify_exp,
+        "verify_iat": True,
+        "verify_nbf": True,
+    }
+    try:
+        return jwt.decode(token, key=key.key, algorithms=[alg], audience=client_id, leeway=leeway, options=options)
+    except jwt.InvalidSignatureError:
+        raise IdTokenError("signature", "the ID token's signature does not verify with the provider's key") from None
+    except jwt.ExpiredSignatureError:
+        raise IdTokenError("expired", "the ID token has expired") from None
+    except jwt.InvalidAudienceError:
+        raise IdTokenError("audience", f"the ID token was not issued to this client ({client_id!r})") from None
+    except jwt.ImmatureSignatureError:
+        raise IdTokenError("not-yet-valid", "the ID token is not valid yet (iat/nbf in the future)") from None
+    except jwt.MissingRequiredClaimError as e:
+        raise IdTokenError("missing-claim", f"the ID token has no {e.claim!r} claim") from None
+    except jwt.PyJWTError as e:
+        raise IdTokenError("invalid", f"the ID token is invalid ({type(e).__name__}: {e})") from None
