@@ -122,15 +122,15 @@ def _key_type_of(alg: str) -> str:
     return "OKP"
 
 
-def nonce_for_state(secret: bytes | str, state_id: str) -> str:
-    """The nonce sent with an authorization request, derived from its OAuth state id.
+def nonce_for_state(secret: bytes | str, state: str) -> str:
+    """The nonce sent with an authorization request, derived from its OAuth ``state`` parameter.
 
     Deriving it (HMAC with the hub's cookie secret) rather than storing it means nothing new has to be
     kept in the state cookie, and it survives a hub restart between redirect and callback.
     """
     if isinstance(secret, str):
         secret = secret.encode()
-    return hmac.new(secret, b"oidc-nonce:" + state_id.encode(), "sha256").hexdigest()
+    return hmac.new(secret, b"oidc-nonce:" + state.encode(), "sha256").hexdigest()
 
 
 async def verify_id_token(
