@@ -12,20 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.kubeconfig import dummy_kubeconfig  # noqa: F401 (autouse: spawners here need no cluster)
+
 from .z2jh_chart import COMBINATIONS, HELM, NAMESPACE, ROOT
 
 K8S_VERSION = "1.31.0"
 PLATFORM = HELM / "platform"
 PLATFORM_EXAMPLE = PLATFORM / "ci" / "example-values.yaml"
-
-DUMMY_KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "http://127.0.0.1:9"}}]
-users: [{name: none, user: {}}]
-contexts: [{name: none, context: {cluster: none, user: none, namespace: default}}]
-current-context: none
-"""
 
 
 def _helm_script():
@@ -70,22 +63,6 @@ def render_platform(helm: Path, *extra: str, check: bool = True) -> list[dict] |
 def platform_objects(helm) -> list[dict]:
     """helm/platform rendered by the real helm with its example values."""
     return render_platform(helm)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def dummy_kubeconfig(tmp_path_factory):
-    """KubeSpawner loads a kubeconfig even with _mock=True; point it at nothing."""
-    if os.environ.get("KUBECONFIG"):
-        yield os.environ["KUBECONFIG"]
-        return
-    import kubernetes_asyncio.config.kube_config as kube_config
-
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(DUMMY_KUBECONFIG)
-    saved = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
-    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(path)
-    yield str(path)
-    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved
 
 
 @pytest.fixture(scope="session")

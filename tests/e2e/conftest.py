@@ -18,6 +18,7 @@ from tests.harness.artifacts import artifact_dir, module_failed, save_file
 from tests.harness.cluster import EmulatedCluster
 from tests.harness.hub import KubeHub, start_kube_hub
 from tests.harness.nodes import eks_pools
+from tests.support.kubeconfig import kubeconfig_default
 
 NAMESPACE = os.environ.get("E2E_NAMESPACE", "jhub-e2e")
 _names = itertools.count(1)
@@ -70,22 +71,11 @@ def hub(request, cluster) -> KubeHub:
 def chart_spawner_config(kubeconfig: str, combination: str = "base") -> str:
     """jupyterhub_config.py lines for the spawner sections of the configuration the z2jh chart builds from
     helm/values*.yaml for ``combination`` (tests/deploy's emulation of the chart), namespace excluded."""
-    from kubernetes_asyncio.config import kube_config
-
     from tests.deploy import hub as deploy_hub
 
-    # KubeSpawner loads a kubeconfig even when it only checks configuration; kubernetes_asyncio read
-    # $KUBECONFIG once, when first imported, so point both at the emulated cluster meanwhile.
-    saved = os.environ.get("KUBECONFIG"), kube_config.KUBE_CONFIG_DEFAULT_LOCATION
-    os.environ["KUBECONFIG"] = kube_config.KUBE_CONFIG_DEFAULT_LOCATION = kubeconfig
-    try:
+    # KubeSpawner loads a kubeconfig even when it only checks configuration: the emulated cluster's, meanwhile
+    with kubeconfig_default(kubeconfig, environ=True):
         built = deploy_hub.configure(combination).config
-    finally:
-        if saved[0] is None:
-            os.environ.pop("KUBECONFIG", None)
-        else:
-            os.environ["KUBECONFIG"] = saved[0]
-        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved[1]
     spawner = built.JupyterHub.spawner_class
     if not isinstance(spawner, str):
         spawner = f"{spawner.__module__}.{spawner.__name__}"

@@ -12,7 +12,6 @@ import re
 import shutil
 import stat
 import sys
-import textwrap
 
 import pytest
 from traitlets import TraitError
@@ -142,16 +141,9 @@ def kube_spawner_factory(tmp_path, monkeypatch):
     """ProfilesKubeSpawner(_mock=True) for the same user, as the reference for home names."""
     import kubernetes_asyncio.config.kube_config as kube_config
 
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(textwrap.dedent("""\
-        apiVersion: v1
-        kind: Config
-        clusters: [{name: none, cluster: {server: "http://127.0.0.1:9"}}]
-        users: [{name: none, user: {}}]
-        contexts: [{name: none, context: {cluster: none, user: none, namespace: default}}]
-        current-context: none
-        """))
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+    from tests.support.kubeconfig import write_dummy_kubeconfig
+
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(write_dummy_kubeconfig(tmp_path)))
 
     async def build(name, uid, **settings):
         from traitlets.config import Config

@@ -4,41 +4,17 @@ KubeSpawner loads a kubeconfig and creates its API client in ``__init__`` even w
 a running event loop, so spawners are built inside async tests. Nothing here talks to Kubernetes.
 """
 
-import os
 from types import SimpleNamespace
 
-import pytest
 from traitlets.config import Config
 
-DUMMY_KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "http://127.0.0.1:9"}}]
-users: [{name: none, user: {}}]
-contexts: [{name: none, context: {cluster: none, user: none, namespace: default}}]
-current-context: none
-"""
+# autouse: the spawners here need no cluster (DUMMY_KUBECONFIG is imported from here by tests/catalog too)
+from tests.support.kubeconfig import DUMMY_KUBECONFIG, dummy_kubeconfig  # noqa: F401
 
 CHART_TOLERATIONS = [  # what z2jh 4.4.0 puts on user pods (scheduling.userPods.tolerations)
     {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"},
     {"key": "hub.jupyter.org_dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"},
 ]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def dummy_kubeconfig(tmp_path_factory):
-    if os.environ.get("KUBECONFIG"):
-        yield os.environ["KUBECONFIG"]
-        return
-    import kubernetes_asyncio.config.kube_config as kube_config
-
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(DUMMY_KUBECONFIG)
-    # kubernetes_asyncio reads $KUBECONFIG once, at import: point its default at the dummy as well
-    saved = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
-    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(path)
-    yield str(path)
-    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved
 
 
 def chart_config(**spawner_settings) -> Config:
