@@ -1,4 +1,5 @@
-"""Could this pod run on a node of that NodePool? A model of the scheduler, Karpenter and the device plugins.
+"""Could this pod run on a node of that NodePool? A model of Karpenter and the device plugins, judged by the
+emulated kube-scheduler.
 
 From the objects helm/platform renders (NodePools, the device-plugin ConfigMap, warm-node Deployments) and
 helm/addons/gpu-operator.yaml, it derives, for every instance type a pool may launch, the node that would
@@ -14,22 +15,22 @@ its taints, its allocatable CPU and memory, and the extended resources its devic
 * Neuron nodes (AWS Neuron device plugin): ``aws.amazon.com/neuron`` per device, ``aws.amazon.com/neuroncore``
   per core; nothing when its DaemonSet does not tolerate the node's taints.
 
-A pod fits a node when its nodeSelector and required node affinity match the node's labels, its tolerations
-cover the node's NoSchedule/NoExecute taints, and its requests fit the node's allocatable. Karpenter only
-launches a node for a pending pod when it knows every extended resource the pod asks for (kubernetes-sigs/
-karpenter#751): otherwise the pool needs a warm node.
+Whether a pod fits such a node is the emulated kube-scheduler's decision (tests/harness/scheduler.py: node
+selector and required node affinity, NoSchedule/NoExecute taints, requests against allocatable), told in more
+detail than its FailedScheduling message. Karpenter only launches a node for a pending pod when it knows every
+extended resource the pod asks for (kubernetes-sigs/karpenter#751): otherwise the pool needs a warm node.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
 
 import yaml
 
 from jupyterhub_ext.catalog.hardware import MIG_PROFILES
-from jupyterhub_ext.catalog.quantities import parse_cpu, parse_memory
+from tests.harness.scheduler import (filter_node, insufficient, node_affinity_matches, node_allocatable, pod_requests,
+                                     requirement_matches, untolerated_taints)
 
 from .instances import AKS_LABELS, AKS_NODE, INSTANCES, Instance
 
@@ -49,98 +50,47 @@ class Node:
     instance: str
     labels: dict[str, str]
     taints: list[dict]
-    allocatable: dict[str, float]
+    allocatable: dict[str, float]  # cpu in cores, memory in bytes, extended resources in devices
     warm: bool = False            # the pool keeps nodes around (placeholder pods)
     notes: list[str] = field(default_factory=list)
+
+    def manifest(self) -> dict:
+        """The node as the API shows it (allocatable cpu in whole millicores), for the scheduler's filters."""
+        allocatable = {k: f"{round(v * 1000)}m" if k == "cpu" else str(round(v)) for k, v in self.allocatable.items()}
+        return {"metadata": {"name": f"{self.pool}-{self.instance}", "labels": dict(self.labels)},
+                "spec": {"taints": list(self.taints)}, "status": {"allocatable": allocatable}}
 
 
 # -- matching ------------------------------------------------------------------------------------------
 
-def _match_requirement(req: dict, labels: dict[str, str]) -> bool:
-    op, key, values = req["operator"], req["key"], req.get("values") or []
-    present = key in labels
-    value = labels.get(key)
-    if op == "In":
-        return present and value in values
-    if op == "NotIn":
-        return not present or value not in values
-    if op == "Exists":
-        return present
-    if op == "DoesNotExist":
-        return not present
-    if op in ("Gt", "Lt"):
-        try:
-            number, bound = int(value), int(values[0])
-        except (TypeError, ValueError):
-            return False
-        return number > bound if op == "Gt" else number < bound
-    raise ValueError(f"unknown operator {op}")
-
-
-def tolerates(tolerations: Iterable[dict], taint: dict) -> bool:
-    for t in tolerations:
-        if t.get("effect") and t["effect"] != taint["effect"]:
-            continue
-        if t.get("operator", "Equal") == "Exists":
-            if not t.get("key") or t["key"] == taint["key"]:
-                return True
-        elif t.get("key") == taint["key"] and t.get("value", "") == taint.get("value", ""):
-            return True
-    return False
-
-
-def _untolerated(tolerations: Iterable[dict], taints: Iterable[dict]) -> list[dict]:
-    tolerations = list(tolerations)
-    return [t for t in taints if t["effect"] in ("NoSchedule", "NoExecute") and not tolerates(tolerations, t)]
-
-
-def _quantity(name: str, value: Any) -> float:
-    if name == "cpu":
-        return parse_cpu(value)
-    if name == "memory":
-        return parse_memory(value)
-    return float(value)
-
-
-def pod_requests(pod: dict) -> dict[str, float]:
-    """Effective requests: the sum over containers, at least each init container's (extended: limits count)."""
-    def of(container: dict) -> dict[str, float]:
-        res = container.get("resources") or {}
-        out = {k: _quantity(k, v) for k, v in (res.get("requests") or {}).items()}
-        for k, v in (res.get("limits") or {}).items():
-            if "/" in k or k not in out:  # requests default to limits
-                out.setdefault(k, _quantity(k, v))
-        return out
-
-    total: dict[str, float] = {}
-    for c in pod["spec"]["containers"]:
-        for k, v in of(c).items():
-            total[k] = total.get(k, 0.0) + v
-    for c in pod["spec"].get("initContainers") or []:
-        for k, v in of(c).items():
-            total[k] = max(total.get(k, 0.0), v)
-    return total
-
-
-def why_not(pod: dict, node: Node) -> str | None:
-    """None if the pod can run on the node, else the scheduler's reason."""
+def _affinity_detail(pod: dict, node: Node) -> str:
     spec = pod["spec"]
     for key, value in (spec.get("nodeSelector") or {}).items():
         if node.labels.get(key) != value:
             return f"node selector {key}={value} (node has {node.labels.get(key)!r})"
     required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
                 .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms")
-    if required and not any(all(_match_requirement(r, node.labels) for r in term.get("matchExpressions") or [])
-                            for term in required):
-        return f"required node affinity {required} does not match the node's labels"
-    bad = _untolerated(spec.get("tolerations") or [], node.taints)
-    if bad:
-        return f"untolerated taints {bad}"
-    for name, amount in pod_requests(pod).items():
-        have = node.allocatable.get(name, 0.0)
-        if amount > have + 1e-9:
-            return f"insufficient {name}: requests {amount:g}, node offers {have:g}"
-    return None
+    return f"required node affinity {required} does not match the node's labels"
+
+
+def why_not(pod: dict, node: Node) -> str | None:
+    """None if the emulated scheduler's filters let the pod run on the node, else every reason they refuse it."""
+    manifest = node.manifest()
+    refused, _ = filter_node(pod, manifest, None)
+    if not refused:
+        return None
+    reasons = []
+    if not node_affinity_matches(pod, manifest):
+        reasons.append(_affinity_detail(pod, node))
+    taints = untolerated_taints(pod["spec"].get("tolerations") or [], node.taints)
+    if taints:
+        reasons.append(f"untolerated taints {taints}")
+    requests, allocatable = pod_requests(pod), node_allocatable(manifest)
+    for reason in insufficient(pod, manifest, None):
+        name = reason.removeprefix("Insufficient ")
+        reasons.append(f"insufficient {name}: requests {float(requests[name]):g}, node offers "
+                       f"{float(allocatable.get(name, 0)):g}" if name != reason else reason)
+    return "; ".join(reasons) or "; ".join(refused)
 
 
 def provisionable(pod: dict, node: Node) -> str | None:
@@ -154,7 +104,8 @@ def provisionable(pod: dict, node: Node) -> str | None:
 
 # -- the nodes of a rendered platform -------------------------------------------------------------------
 
-def _gpu_operator_values() -> dict:
+def gpu_operator_values() -> dict:
+    """helm/addons/gpu-operator.yaml: the GPU Operator's values."""
     return yaml.safe_load((ADDONS / "gpu-operator.yaml").read_text())
 
 
@@ -168,7 +119,7 @@ def _device_plugin_configs(objects: list[dict], operator: dict) -> dict[str, dic
 
 def _nvidia_resources(inst: Instance, labels: dict, taints: list[dict], objects: list[dict], notes: list[str],
                       operator: dict):
-    if _untolerated(operator.get("daemonsets", {}).get("tolerations", []), taints):
+    if untolerated_taints(operator.get("daemonsets", {}).get("tolerations", []), taints):
         notes.append("GPU Operator DaemonSets do not tolerate the node's taints: no device plugin")
         return {}
     # The operator manages nodes labelled nvidia.com/gpu.present=true; its node-feature-discovery sets the
@@ -201,7 +152,7 @@ def _nvidia_resources(inst: Instance, labels: dict, taints: list[dict], objects:
 
 
 def _neuron_resources(inst: Instance, taints: list[dict], notes: list[str]):
-    if _untolerated(NEURON_PLUGIN_TOLERATIONS, taints):
+    if untolerated_taints(NEURON_PLUGIN_TOLERATIONS, taints):
         notes.append("the Neuron device plugin does not tolerate the node's taints")
         return {}
     return {"aws.amazon.com/neuron": float(inst.neuron_devices), "aws.amazon.com/neuroncore": float(inst.neuron_cores)}
@@ -220,7 +171,7 @@ def _warm_pools(objects: list[dict]) -> set[str]:
 def nodes_of(objects: list[dict], gpu_operator: dict | None = None) -> list[Node]:
     """Every node shape the rendered platform's NodePools can bring up (with helm/addons/gpu-operator.yaml, or
     the given GPU Operator values)."""
-    operator = gpu_operator if gpu_operator is not None else _gpu_operator_values()
+    operator = gpu_operator if gpu_operator is not None else gpu_operator_values()
     warm = _warm_pools(objects)
     nodes = []
     for pool in (o for o in objects if o["kind"] == "NodePool"):
@@ -234,7 +185,7 @@ def nodes_of(objects: list[dict], gpu_operator: dict | None = None) -> list[Node
             for req in requirements:
                 if req["key"] not in labels and req["operator"] == "In" and len(req["values"]) == 1:
                     labels[req["key"]] = req["values"][0]
-            if not all(_match_requirement(r, labels) for r in requirements):
+            if not all(requirement_matches(r, labels) for r in requirements):
                 continue
             labels.update((template.get("metadata") or {}).get("labels") or {})
             labels["karpenter.sh/nodepool"] = name

@@ -169,7 +169,7 @@ def test_breaking_the_platform_is_caught(pods, platform_objects, breakage):
 
 def test_gpu_operator_that_cannot_run_on_gpu_nodes_is_caught(pods, platform_objects):
     """The device plugin itself must be able to run on the tainted GPU nodes (helm/addons/gpu-operator.yaml)."""
-    operator = scheduling._gpu_operator_values()
+    operator = scheduling.gpu_operator_values()
     operator["daemonsets"]["tolerations"] = []
     problems = unschedulable(pods["base"], nodes_of(platform_objects, gpu_operator=operator))
     assert {label.split("[")[0] for label in problems} == {"gpu-timeslice", "gpu-mig", "gpu"}
@@ -177,7 +177,7 @@ def test_gpu_operator_that_cannot_run_on_gpu_nodes_is_caught(pods, platform_obje
 
 
 def test_gpu_operator_without_nfd_needs_the_pool_label(pods, platform_objects):
-    operator = {**scheduling._gpu_operator_values(), "nfd": {"enabled": False}}
+    operator = {**scheduling.gpu_operator_values(), "nfd": {"enabled": False}}
     assert not unschedulable(pods["base"], nodes_of(platform_objects, gpu_operator=operator))
     objects = copy.deepcopy(platform_objects)
     _drop_label("nvidia.com/gpu.present", "gpu")(objects)

@@ -12,7 +12,7 @@ import yaml
 
 from .conftest import K8S_VERSION, PLATFORM, render_platform
 from .instances import INSTANCES
-from .scheduling import _gpu_operator_values, nodes_of
+from .scheduling import gpu_operator_values, nodes_of
 from .z2jh_chart import ROOT
 
 LABEL = "nvidia.com/device-plugin.config"
@@ -66,7 +66,7 @@ def test_each_gpu_pool_selects_its_config_by_label(platform_objects):
     """A node's nvidia.com/device-plugin.config label names a key of the ConfigMap the GPU Operator is given;
     nodes without it get the operator's default key."""
     cm, configs = device_plugin_configs(platform_objects)
-    operator = _gpu_operator_values()["devicePlugin"]["config"]
+    operator = gpu_operator_values()["devicePlugin"]["config"]
     assert cm["metadata"]["name"] == operator["name"] and operator["default"] in configs
     assert cm["metadata"]["namespace"] == "gpu-operator"  # where the operator (helm/addons) is installed
     selected = {}

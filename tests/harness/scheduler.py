@@ -23,7 +23,7 @@ import copy
 import logging
 from collections import Counter
 from fractions import Fraction
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from .events import EventRecorder
 from .quantity import QuantityError, parse_quantity
@@ -115,14 +115,18 @@ def tolerates(toleration: dict, taint: dict) -> bool:
     return False
 
 
+def untolerated_taints(tolerations: Iterable[dict], taints: Iterable[dict]) -> list[dict]:
+    """The NoSchedule and NoExecute taints that none of ``tolerations`` tolerates, in order."""
+    tolerations = list(tolerations)
+    return [taint for taint in taints if taint.get("effect") in ("NoSchedule", "NoExecute")
+            and not any(tolerates(t, taint) for t in tolerations)]
+
+
 def untolerated_taint(pod: dict, node: dict) -> dict | None:
-    tolerations = (pod.get("spec") or {}).get("tolerations") or []
-    for taint in (node.get("spec") or {}).get("taints") or []:
-        if taint.get("effect") not in ("NoSchedule", "NoExecute"):
-            continue
-        if not any(tolerates(t, taint) for t in tolerations):
-            return taint
-    return None
+    """TaintToleration: the first of the node's taints the pod does not tolerate, or None."""
+    taints = untolerated_taints((pod.get("spec") or {}).get("tolerations") or [],
+                                (node.get("spec") or {}).get("taints") or [])
+    return taints[0] if taints else None
 
 
 def _match_expression(expr: dict, value: str | None, present: bool) -> bool:
@@ -146,6 +150,11 @@ def _match_expression(expr: dict, value: str | None, present: bool) -> bool:
     return False
 
 
+def requirement_matches(expr: dict, labels: Mapping[str, str]) -> bool:
+    """A NodeSelectorRequirement (as in node affinity, or a Karpenter NodePool's requirements) on labels."""
+    return _match_expression(expr, labels.get(expr.get("key")), expr.get("key") in labels)
+
+
 def node_selector_term_matches(term: dict, node: dict) -> bool:
     """A NodeSelectorTerm: its matchExpressions and matchFields are ANDed; an empty term matches nothing."""
     exprs, fields = term.get("matchExpressions") or [], term.get("matchFields") or []
@@ -153,7 +162,7 @@ def node_selector_term_matches(term: dict, node: dict) -> bool:
         return False
     labels = node["metadata"].get("labels") or {}
     for e in exprs:
-        if not _match_expression(e, labels.get(e.get("key")), e.get("key") in labels):
+        if not requirement_matches(e, labels):
             return False
     for f in fields:
         if f.get("key") != "metadata.name" or not _match_expression(f, node["metadata"]["name"], True):
