@@ -2,7 +2,8 @@
 the platform chart (rendered by the real helm) can run, and that Karpenter can bring up - and breaking any one
 label, taint or device setting on the platform side is caught.
 
-See scheduling.py for the model (selectors, affinity, taints, allocatable, device-plugin resources).
+See scheduling.py for the model (the nodes' labels, taints, allocatable and device-plugin resources; whether a pod
+fits one is the emulated scheduler's filters, tests/harness/scheduler.py).
 """
 
 from __future__ import annotations
