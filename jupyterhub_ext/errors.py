@@ -56,3 +56,15 @@ class SpawnRefused(web.HTTPError):
 
     def __str__(self) -> str:
         return self.jupyterhub_message
+
+
+class ShownError(web.HTTPError):
+    """A 500 whose message JupyterHub shows everywhere: in the REST answer (log_message), on the progress stream
+    and on a reloaded spawn page, which shows nothing of an error but its ``jupyterhub_message``."""
+
+    def __init__(self, message: str):
+        web.HTTPError.__init__(self, 500, "%s", message)
+        self.jupyterhub_message = message
+
+    def __str__(self) -> str:
+        return self.jupyterhub_message

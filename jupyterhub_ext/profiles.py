@@ -147,6 +147,12 @@ class CatalogMixin(HasTraits):
         )
 
     @property
+    def catalog_path(self) -> str:
+        """How errors name the catalog's profiles: ``<section>.profiles`` or ``<section>.catalog_file(<file>).profiles``."""
+        section = self.catalog_config_name
+        return f"{section}.catalog_file({self.catalog_file}).profiles" if self.catalog_file else f"{section}.profiles"
+
+    @property
     def catalog(self) -> Catalog | None:
         """The parsed catalog, or None when neither ``profiles`` nor ``catalog_file`` is set."""
         section = self.catalog_config_name
@@ -154,12 +160,10 @@ class CatalogMixin(HasTraits):
             raise ConfigError(f"{section}.catalog_file", "set either profiles or catalog_file, not both")
         if self.catalog_file:
             key = _catalog_file_json(self.catalog_file, f"{section}.catalog_file")
-            path = f"{section}.catalog_file({self.catalog_file}).profiles"
-        elif self.profiles:
-            return self._inline_catalog(self.profiles, self._settings(), f"{section}.profiles")
-        else:
-            return None
-        return _parse_cached(key, self._settings(), path)
+            return _parse_cached(key, self._settings(), self.catalog_path)
+        if self.profiles:
+            return self._inline_catalog(self.profiles, self._settings(), self.catalog_path)
+        return None
 
     def _inline_catalog(self, profiles: list, settings: Settings, path: str) -> Catalog:
         """The parsed ``profiles``, found without serialising them again: every form and spawn asks for the
@@ -184,14 +188,19 @@ class CatalogMixin(HasTraits):
         return catalog
 
     def who(self) -> Who:
+        """The spawner's user, as the catalog's access rules and the storage plan see them."""
         user = self.user
         groups = frozenset(g.name for g in (getattr(user, "groups", None) or []))
         return Who(name=user.name, groups=groups, admin=bool(getattr(user, "admin", False)))
 
-    def user_view(self) -> View:
+    def user_view_key(self) -> tuple[Catalog, Who, bool]:
+        """What this user's view depends on: users with the same key see the same profiles."""
         catalog = self.catalog
         assert catalog is not None
-        return _view_cached(catalog, view_key(catalog, self.who()), self.admins_see_all)
+        return catalog, view_key(catalog, self.who()), self.admins_see_all
+
+    def user_view(self) -> View:
+        return _view_cached(*self.user_view_key())
 
     def selection_for(self, user_options: Any) -> Selection:
         """Check a request against this user's view; refuse with a message the user sees."""

@@ -61,6 +61,17 @@ make_venv() {
   echo "$want" > "$stamp"
 }
 
+# Upstream releases the tests compare our behaviour with but that cannot be installed beside the pinned ones
+# (KubeSpawner 6, whose home names ours must keep): their wheels, from PyPI, into .cache/reference.
+REFERENCE_WHEELS="jupyterhub-kubespawner==6.2.0"
+ensure_reference_wheels() {
+  local dir="$ROOT/.cache/reference" py="$1"
+  if ! ls "$dir"/jupyterhub_kubespawner-6.2.0-*.whl >/dev/null 2>&1; then
+    log "downloading reference wheels ($REFERENCE_WHEELS)"
+    "$py" -m pip download -q --no-deps -d "$dir" $REFERENCE_WHEELS 2>&1 | quiet_pip
+  fi
+}
+
 # configurable-http-proxy from npm, into ./node_modules (JupyterHub finds it on PATH).
 ensure_proxy() {
   if [ ! -x "$ROOT/node_modules/.bin/configurable-http-proxy" ]; then

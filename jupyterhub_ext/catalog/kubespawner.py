@@ -6,18 +6,21 @@ KubeSpawner's own form template renders the per-user list; the overrides are app
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
+
+from traitlets import HasTraits
 
 from ..errors import ConfigError
+from ..traitvalues import put, toleration_key
 from .access import Selection, View
 from .hardware import MIG_PREFIX, Range, Settings, check_mig_profile
 from .model import Catalog, merge_range
 from .reader import snake_case
 
 LABEL_PREFIX = "jupyterhub-ext"
-PROFILE_LABEL = f"{LABEL_PREFIX}/profile"
 
 # Traits the catalog sets from its own fields: setting them in a raw override as well would let the two
 # disagree, so a raw override of these names the field to use instead.
@@ -40,7 +43,18 @@ def kubespawner_traits() -> Mapping[str, Any]:
     return KubeSpawner.class_traits(config=True)
 
 
-def check_override(override: Mapping[str, Any], path: str, validate=None,
+class _Owner(HasTraits):
+    """What traitlets validates a value for. KubeSpawner's trait types need an owner object but none of a
+    spawner's state (its cross-validators only convert deprecated forms), so no spawner - and no Kubernetes
+    client - is made to check a catalog: the hub and the local run check it alike."""
+
+
+def validate_value(key: str, value: Any) -> None:
+    """Raise (TraitError, ...) unless ``value`` is a valid value of ``KubeSpawner.<key>``."""
+    kubespawner_traits()[key]._validate(_Owner(), copy.deepcopy(value))
+
+
+def check_override(override: Mapping[str, Any], path: str, validate=validate_value,
                    settings: Settings = Settings(), *, applied_alone: bool = True) -> None:
     """Every key must be a real, configurable KubeSpawner trait (upstream silently ignores typos).
 
@@ -103,18 +117,37 @@ def _check_extended(override: Mapping[str, Any], path: str, settings: Settings) 
                               "the pod otherwise); use a hardware kind, or set extra_resource_limits too")
 
 
-def check_catalog(catalog: Catalog, path: str, validate=None) -> None:
-    """Check every raw override, a choice's as it is applied: over its profile's (``overrides`` below)."""
-    settings = catalog.settings
+def raw_overrides(catalog: Catalog, path: str) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any] | None]]:
+    """Every raw override of the catalog: (its key, the override, its profile's override for a choice's)."""
     for i, profile in enumerate(catalog.profiles):
-        check_override(profile.kubespawner_override, f"{path}[{i}].kubespawner_override", validate, settings)
+        yield f"{path}[{i}].kubespawner_override", profile.kubespawner_override, None
         for j, option in enumerate(profile.options):
             for k, choice in enumerate(option.choices):
-                at = f"{path}[{i}].options[{j}].choices[{k}].kubespawner_override"
-                check_override(choice.kubespawner_override, at, validate, settings, applied_alone=False)
-                # a request in one and its limit in the other only meet at start: check them as ``overrides``
-                # applies them (the choice's keys replace the profile's)
-                _check_extended({**profile.kubespawner_override, **choice.kubespawner_override}, at, settings)
+                yield (f"{path}[{i}].options[{j}].choices[{k}].kubespawner_override", choice.kubespawner_override,
+                       profile.kubespawner_override)
+
+
+def profile_list_overrides(profile_list: list, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Every ``kubespawner_override`` of a plain KubeSpawner ``profile_list`` (no catalog), with its key."""
+    for i, profile in enumerate(profile_list):
+        yield f"{path}[{i}].kubespawner_override", profile.get("kubespawner_override") or {}
+        for opt, option in (profile.get("profile_options") or {}).items():
+            for ch, choice in (option.get("choices") or {}).items():
+                yield (f"{path}[{i}].profile_options.{opt}.choices.{ch}.kubespawner_override",
+                       choice.get("kubespawner_override") or {})
+
+
+def check_catalog(catalog: Catalog, path: str, validate=validate_value) -> None:
+    """Check every raw override, a choice's as it is applied: over its profile's (``overrides`` below)."""
+    settings = catalog.settings
+    for at, override, profile_override in raw_overrides(catalog, path):
+        if profile_override is None:
+            check_override(override, at, validate, settings)
+            continue
+        check_override(override, at, validate, settings, applied_alone=False)
+        # a request in one and its limit in the other only meet at start: check them as ``overrides`` applies
+        # them (the choice's keys replace the profile's)
+        _check_extended({**profile_override, **override}, at, settings)
 
 
 # -- the form ----------------------------------------------------------------------------------------
@@ -151,29 +184,10 @@ def profile_list(view: View) -> list[dict]:
 
 # -- one selection -> overrides ----------------------------------------------------------------------
 
-def tolerations_dict(value: Any) -> dict[str, dict]:
-    """KubeSpawner accepts tolerations as a list or a dict keyed by name; normalise to the dict form."""
-    if isinstance(value, dict):
-        return dict(value)
-    out = {}
-    for i, tol in enumerate(value or []):
-        out[f"{i:03d}-{tol.get('key', 'any')}"] = tol
-    return out
-
-
-def _toleration_key(tol: Mapping[str, Any]) -> tuple:
-    return tuple(tol.get(k) for k in ("key", "operator", "value", "effect"))
-
-
-def merged_tolerations(base: Any, extra: Iterable[Mapping[str, Any]]) -> dict[str, dict]:
-    """The chart's tolerations (hub.jupyter.org/dedicated...) plus the profile's, never replacing them."""
-    merged = tolerations_dict(base)
-    present = {_toleration_key(t) for t in merged.values()}
-    for tol in extra:
-        if _toleration_key(tol) not in present:
-            merged[f"{LABEL_PREFIX}-{tol.get('key', 'any')}"] = dict(tol)
-            present.add(_toleration_key(tol))
-    return merged
+def with_tolerations(base: Any, extra: Iterable[Mapping[str, Any]]) -> Any:
+    """The chart's tolerations (hub.jupyter.org/dedicated...) plus the profile's, in the chart's shape."""
+    return put(base, [dict(t) for t in extra], toleration_key,
+               key=lambda t: f"{LABEL_PREFIX}-{t.get('key', 'any')}")
 
 
 def _resources(cpu: Range, memory: Range) -> dict[str, Any]:
@@ -187,6 +201,23 @@ def _resources(cpu: Range, memory: Range) -> dict[str, Any]:
     if memory.limit is not None:
         out["mem_limit"] = int(memory.limit)
     return out
+
+
+# Traits ``overrides`` sets from the catalog's own fields, whatever the selection
+FIELD_TRAITS = ("image", "cmd", "cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit", "extra_resource_limits",
+                "extra_resource_guarantees", "node_selector", "tolerations", "environment", "extra_labels",
+                "extra_annotations")
+
+
+@functools.lru_cache(maxsize=16)
+def touched_traits(catalog: Catalog) -> tuple[str, ...]:
+    """Every KubeSpawner trait some selection of ``catalog`` sets (``overrides``); a key that is no trait
+    (refused by check_catalog) is left out."""
+    names = dict.fromkeys(FIELD_TRAITS)
+    traits = kubespawner_traits()
+    for _, override, _ in raw_overrides(catalog, ""):
+        names.update(dict.fromkeys(k for k in override if k in traits))
+    return tuple(names)
 
 
 def overrides(selection: Selection, base_tolerations: Any) -> dict[str, Any]:
@@ -218,7 +249,7 @@ def overrides(selection: Selection, base_tolerations: Any) -> dict[str, Any]:
     if hw.node_selector:
         out["node_selector"] = dict(hw.node_selector)
     if hw.tolerations:
-        out["tolerations"] = merged_tolerations(base_tolerations, hw.tolerations)
+        out["tolerations"] = with_tolerations(base_tolerations, hw.tolerations)
     if profile.env:
         out["environment"] = {**out.get("environment", {}), **profile.env}
     labels = {f"{LABEL_PREFIX}/{k}" if k == "profile" else f"{LABEL_PREFIX}/option-{k}": v

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import re
 
+# One grammar for every quantity we read: a plain decimal number and an optional suffix. Each kind of quantity
+# gives the suffixes it accepts their meaning.
+_QUANTITY_RE = re.compile(r"(?P<num>[0-9]+(?:\.[0-9]+)?)(?P<unit>[a-zA-Z]{0,2})")
+
+# JupyterHub's ByteSpecification: K/M/G/T are binary, as the Ki/Mi/Gi/Ti spellings
 _MEM_UNITS = {
     "": 1,
     "K": 2**10, "Ki": 2**10,
@@ -17,8 +22,13 @@ _MEM_UNITS = {
     "G": 2**30, "Gi": 2**30,
     "T": 2**40, "Ti": 2**40,
 }
-_MEM_RE = re.compile(r"(?P<num>[0-9]+(?:\.[0-9]+)?)(?P<unit>[KMGT]i?)?")
-_CPU_RE = re.compile(r"(?P<num>[0-9]+(?:\.[0-9]+)?)(?P<milli>m)?")
+_CPU_UNITS = {"": 1.0, "m": 0.001}
+# Kubernetes' own meaning, for sizes that go to Kubernetes as they are written (a claim's capacity)
+_STORAGE_UNITS = {
+    "": 1,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}
 
 
 class QuantityError(ValueError):
@@ -29,34 +39,37 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _parse(value: object, units: dict, example: str) -> float:
+    """A positive number of base units; QuantityError naming ``example`` otherwise."""
+    if _is_number(value):
+        number = float(value)  # type: ignore[arg-type]
+    elif isinstance(value, str) and (m := _QUANTITY_RE.fullmatch(value.strip())) and m["unit"] in units:
+        number = float(m["num"]) * units[m["unit"]]
+    else:
+        raise QuantityError(f"expected {example}, got {value!r}")
+    if not number > 0:
+        raise QuantityError(f"expected {example.split(' such as ')[0]} above zero, got {value!r}")
+    return number
+
+
 def parse_cpu(value: object) -> float:
     """``2``, ``0.5``, ``"500m"``, ``"1.5"`` -> cores (float > 0)."""
-    if _is_number(value):
-        cores = float(value)  # type: ignore[arg-type]
-    elif isinstance(value, str) and (m := _CPU_RE.fullmatch(value.strip())):
-        cores = float(m["num"]) / (1000 if m["milli"] else 1)
-    else:
-        raise QuantityError(
-            f"expected a CPU quantity such as 2, 0.5 or \"500m\", got {value!r}"
-        )
-    if not cores > 0:
-        raise QuantityError(f"expected a CPU quantity above zero, got {value!r}")
-    return cores
+    return _parse(value, _CPU_UNITS, 'a CPU quantity such as 2, 0.5 or "500m"')
 
 
 def parse_memory(value: object) -> int:
     """``"8G"``, ``"512Mi"``, ``1073741824`` -> bytes (int > 0)."""
-    if _is_number(value) and float(value) == int(value):  # type: ignore[arg-type]
-        size = int(value)  # type: ignore[arg-type]
-    elif isinstance(value, str) and (m := _MEM_RE.fullmatch(value.strip())):
-        size = int(float(m["num"]) * _MEM_UNITS[m["unit"] or ""])
-    else:
-        raise QuantityError(
-            f"expected a memory quantity such as \"8G\", \"512Mi\" or a number of bytes, got {value!r}"
-        )
-    if size <= 0:
-        raise QuantityError(f"expected a memory quantity above zero, got {value!r}")
-    return size
+    example = 'a memory quantity such as "8G", "512Mi" or a number of bytes'
+    if _is_number(value) and not float(value).is_integer():  # type: ignore[arg-type]
+        raise QuantityError(f"expected {example}, got {value!r}")
+    return int(_parse(value, _MEM_UNITS, example))
+
+
+def parse_storage(value: object) -> int:
+    """A Kubernetes storage size (``"1Gi"``, ``"500M"``, ``"10G"``) -> bytes, with Kubernetes' suffixes."""
+    if not isinstance(value, str):
+        raise QuantityError(f"expected a storage size such as '1Gi', got {value!r}")
+    return int(_parse(value, _STORAGE_UNITS, "a storage size such as '1Gi'"))
 
 
 def format_memory(size: int) -> str:

@@ -11,7 +11,6 @@ import os
 import shutil
 import sys
 import time
-from types import SimpleNamespace
 from typing import Any, AsyncIterator
 
 from jupyterhub.spawner import LocalProcessSpawner
@@ -21,12 +20,14 @@ from traitlets.config import Config
 
 from ..catalog import kubespawner as ks
 from ..catalog.access import ProfileView, View
+from ..configured import ConfiguredValues
 from ..course import CourseMixin
 from ..errors import ConfigError, SpawnRefused
 from ..profiles import CatalogMixin
 from ..seeder import MODULE, hook_command
-from ..storage import (DIR_SCHEMES, StorageSettings, Who, check_home_template, home_subpath,
-                       kubespawner_fields, shared_access)
+from ..storage.naming import check_home_template, home_subpath, user_fields
+from ..storage.plan import writes_shared
+from ..storage.traits import NamingTraits
 from . import accounts
 from .form import render_form
 from .hardware import ACCELERATORS, detect_accelerators, unavailable_reason
@@ -54,7 +55,7 @@ def _detected_accelerators() -> tuple[str, ...]:
     return tuple(detect_accelerators())
 
 
-class LocalProfilesSpawner(CatalogMixin, CourseMixin, LocalProcessSpawner):
+class LocalProfilesSpawner(CatalogMixin, NamingTraits, CourseMixin, ConfiguredValues, LocalProcessSpawner):
     """JupyterHub's LocalProcessSpawner offering the server-profile catalog, one home per user under a data
     directory, a shared folder, and the course seeder run before each start.
 
@@ -89,23 +90,6 @@ class LocalProfilesSpawner(CatalogMixin, CourseMixin, LocalProcessSpawner):
         help=f"""``per-user`` mode: users get uids from ``uid_base + 1`` (remembered in
         ``<data_dir>/hub/accounts.json``, skipping uids of existing accounts), up to ``uid_base + {UID_RANGE - 1}``. ``uid_base`` itself is the group that
         may write the shared folder; it must not be an existing group.""",
-    )
-    shared_write_groups = List(
-        Unicode(),
-        default_value=["instructors"],
-        config=True,
-        help="Groups whose members may write the shared folder (admins always may), as with ProfilesKubeSpawner.",
-    )
-    home_subpath_template = Unicode(
-        "{username}",
-        config=True,
-        help="The user's directory under ``<data_dir>/homes``: the same template and naming as ProfilesKubeSpawner's.",
-    )
-    home_dir_scheme = Enum(
-        list(DIR_SCHEMES),
-        default_value="escape",
-        config=True,
-        help="How ``{username}`` becomes a directory name (as ProfilesKubeSpawner's ``home_dir_scheme``).",
     )
     accelerators = List(
         Unicode(),
@@ -170,7 +154,6 @@ class LocalProfilesSpawner(CatalogMixin, CourseMixin, LocalProcessSpawner):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._base_values: dict[str, Any] = {}
         self._events: list[dict] = []
         self._starting = False
         self.selection = None
@@ -188,14 +171,11 @@ class LocalProfilesSpawner(CatalogMixin, CourseMixin, LocalProcessSpawner):
 
     def home_subpath(self) -> str:
         """This user's directory under ``<data_dir>/homes``, named exactly as ProfilesKubeSpawner names it."""
-        namer = SimpleNamespace(slug_scheme="escape", name="", user=self.user, _namespace_default=lambda: "default")
-        fields = kubespawner_fields(lambda template: KubeSpawner._expand_user_properties(namer, template))
-        return home_subpath(self.home_subpath_template, self.home_dir_scheme, self.user.name, fields)
+        return home_subpath(self.home_subpath_template, self.home_dir_scheme, self.user.name,
+                            user_fields(self.user.name, self.user.id))
 
     def writes_shared(self) -> bool:
-        who = self.who()
-        settings = StorageSettings(shared_pvc="local", shared_write_groups=frozenset(self.shared_write_groups))
-        return shared_access(Who(who.name, who.groups, who.admin), settings) == "read-write"
+        return writes_shared(self.who(), self.shared_write_groups)
 
     def identity(self) -> accounts.Identity:
         writes = self.writes_shared()
@@ -271,21 +251,15 @@ class LocalProfilesSpawner(CatalogMixin, CourseMixin, LocalProcessSpawner):
         spawner.selection = spawner.selection_for(user_options)
         spawner._apply_selection(spawner.selection)
 
-    def _base_value(self, name: str) -> Any:
-        if name not in self._base_values:
-            self._base_values[name] = copy.deepcopy(getattr(self, name))
-        return self._base_values[name]
-
     def _apply_selection(self, selection) -> None:
-        for name in LOCAL_TRAITS + ("popen_kwargs",):
-            setattr(self, name, copy.deepcopy(self._base_value(name)))
+        self.restore_configured(LOCAL_TRAITS + ("popen_kwargs",))
         overrides = ks.overrides(selection, {})
         for name in LOCAL_TRAITS:
             if name not in overrides:
                 continue
             value = overrides[name]
             if name == "environment":
-                value = {**self._base_value("environment"), **value}
+                value = {**self.configured("environment"), **value}
             setattr(self, name, value)
         self._k8s_only = sorted(k for k in overrides if k not in LOCAL_TRAITS and k != "extra_labels")
         self.environment = {**self.environment, "JUPYTERHUB_EXT_PROFILE": selection.profile.slug}
@@ -328,7 +302,7 @@ class LocalProfilesSpawner(CatalogMixin, CourseMixin, LocalProcessSpawner):
             log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - the child keeps its own copy
             try:
                 log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} start of {self.user.name}'s server\n".encode())
-                self.popen_kwargs = {**self._base_value("popen_kwargs"), "umask": ident.umask, "cwd": home,
+                self.popen_kwargs = {**self.configured("popen_kwargs"), "umask": ident.umask, "cwd": home,
                                      "stdout": log, "stderr": log, "stdin": open(os.devnull, "rb")}
                 self.log.info("Server of %s: home %s, %s, shared folder %s, log %s", self.user.name, home,
                               f"uid {ident.uid}" if ident.uid is not None else "the hub's own account",
@@ -438,11 +412,7 @@ class LocalProfilesSpawner(CatalogMixin, CourseMixin, LocalProcessSpawner):
         catalog = self.catalog  # parses and validates, naming the key
         if catalog is not None:
             # the same checks the cluster's hub makes, so a catalog tried here deploys as it is
-            path = (f"{section}.catalog_file({self.catalog_file}).profiles" if self.catalog_file
-                    else f"{section}.profiles")
-            probe = KubeSpawner.__new__(KubeSpawner)  # trait validation only: no API client, no loop
-            traits = KubeSpawner.class_traits(config=True)
-            ks.check_catalog(catalog, path, lambda key, value: traits[key]._validate(probe, copy.deepcopy(value)))
+            ks.check_catalog(catalog, self.catalog_path)
         check_home_template(self.home_subpath_template, f"{section}.home_subpath_template")
         if not self.data_dir:
             raise ConfigError(f"{section}.data_dir", "must be set")

@@ -16,16 +16,13 @@ import asyncio
 import os
 import random
 import re
-import string
 
-import escapism
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from jupyterhub_ext.storage import (
-    FIELDS_TEMPLATE, LEGACY_MAX, home_subpath, kubespawner_fields, legacy_dir_name,
-)
+from jupyterhub_ext.storage import LEGACY_MAX, home_subpath, legacy_dir_name, user_fields
 
+from . import kubespawner6 as ks6
 from .names import usernames
 
 N = int(os.environ.get("JUPYTERHUB_EXT_NAME_EXAMPLES", "100000"))
@@ -33,9 +30,13 @@ SEED = int(os.environ.get("JUPYTERHUB_EXT_NAME_SEED", "20241122"))
 DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 
 
+# KubeSpawner 7's fields for the two renderings of a name, and the user id: what user_fields must equal
+FIELDS_TEMPLATE = "{escaped_username}/{safe_username}/{userid}"
+
+
 def kubespawner6(name: str) -> str:
-    """What ``{username}`` rendered to in KubeSpawner 6.x (its ``_expand_user_properties``), as an oracle."""
-    return escapism.escape(name, safe=set(string.ascii_lowercase + string.digits), escape_char="-").lower()
+    """What ``{username}`` rendered to in KubeSpawner 6.x: its own code, from its wheel."""
+    return ks6.username(name)
 
 
 class Renderer:
@@ -54,10 +55,14 @@ class Renderer:
         return self.spawner._expand_user_properties(template, slug_scheme)
 
     def fields(self, name: str) -> tuple[str, str, str]:
-        return kubespawner_fields(lambda t: self.expand(name, t))
+        """KubeSpawner 7's own renderings (the product computes them with user_fields, without a spawner)."""
+        escaped, safe, userid = self.expand(name, FIELDS_TEMPLATE).split("/")
+        return escaped, safe, userid
 
     def home(self, name: str, scheme: str = "escape", template: str = "{username}") -> str:
-        return home_subpath(template, scheme, name, self.fields(name))
+        fields = user_fields(name, self.spawner.user.id)
+        assert fields == self.fields(name), name
+        return home_subpath(template, scheme, name, fields)
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +148,9 @@ def check_names(renderer: Renderer, names: list[str]) -> dict[str, list[tuple[st
         rendered = renderer.expand(name, f"{FIELDS_TEMPLATE}/{pod_template}")
         escaped, safe, userid, pod = rendered.split("/", 3)
         assert len(pod) <= 63 and DNS_LABEL.fullmatch(pod), (name, pod)
+        # the product's fields are KubeSpawner 7's, and its escaped name KubeSpawner 6's (its own code)
+        assert user_fields(name, renderer.spawner.user.id) == (escaped, safe, userid), name
+        assert escaped == kubespawner6(name), name
         for scheme, owners in seen.items():
             home = home_subpath("{username}", scheme, name, (escaped, safe, userid))
             assert_safe_dir(home)

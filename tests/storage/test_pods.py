@@ -145,9 +145,11 @@ async def test_profile_with_its_own_volume_lists_still_gets_home_shared_and_the_
                                 "/scratch"}
     # the profile's init container list did not drop the chart's metadata blocker
     assert [c["name"] for c in pod["spec"]["initContainers"]] == ["block-cloud-metadata", "warm-cache"]
-    # dict form, keyed by name (volumes, init containers) and by path (mounts)
-    assert set(spawner.volumes) == {"home", "shared", "files", "scratch"}
-    assert "/home/jovyan" in spawner.volume_mounts
+    # the traits keep the shape the operator gave them (lists here), with the storage entries in them
+    assert isinstance(spawner.volumes, list) and isinstance(spawner.volume_mounts, list)
+    assert isinstance(spawner.init_containers, list)
+    assert {v["name"] for v in spawner.volumes} == {"home", "shared", "files", "scratch"}
+    assert "/home/jovyan" in {m["mountPath"] for m in spawner.volume_mounts}
 
 
 async def test_gpu_profile_dict_volumes_and_tolerations_are_merged():
@@ -170,8 +172,8 @@ async def test_nothing_leaks_from_one_start_into_the_next():
     assert set(mounts(pod)) == {"/home/jovyan", "/home/shared", "/etc/jupyter/files"}
     assert pod["spec"]["initContainers"] == [CHART_IPTABLES]
     # the configured values are what the next start begins from
-    assert spawner._base_values["volumes"] == c.KubeSpawner.volumes
-    assert spawner._base_values["init_containers"] == [CHART_IPTABLES]
+    assert spawner.configured("volumes") == c.KubeSpawner.volumes
+    assert spawner.configured("init_containers") == [CHART_IPTABLES]
 
 
 async def test_without_a_catalog_kubespawner_profiles_cannot_drop_home_or_chart_settings():
