@@ -38,14 +38,6 @@ from types import SimpleNamespace
 from common import machine, machine_line, report, summary, table, write_json
 
 GROUPS = ["students", "data-engineers", "ml-engineers", "gpu-users", "instructors", "math", "physics", "bio"]
-DUMMY_KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "http://127.0.0.1:9"}}]
-users: [{name: none, user: {}}]
-contexts: [{name: none, context: {cluster: none, user: none, namespace: default}}]
-current-context: none
-"""
 TARGET_P95_MS = 2.0
 
 
@@ -103,29 +95,27 @@ def _kubeconfig() -> None:
         return
     import kubernetes_asyncio.config.kube_config as kube_config
 
-    path = os.path.join(tempfile.mkdtemp(prefix="bench-form-"), "config")
-    with open(path, "w") as f:
-        f.write(DUMMY_KUBECONFIG)
+    from tests.support.kubeconfig import write_dummy_kubeconfig
+
+    path = str(write_dummy_kubeconfig(tempfile.mkdtemp(prefix="bench-form-")))
     os.environ["KUBECONFIG"] = path
     kube_config.KUBE_CONFIG_DEFAULT_LOCATION = path
 
 
 def _clear_caches(parsed: bool = True) -> None:
     """Forget views and rendered forms; with ``parsed`` also the parsed catalogs and compiled templates."""
-    from jupyterhub_ext import profiles, spawner
+    from jupyterhub_ext import form, profiles
+    from jupyterhub_ext.catalog import kubespawner as ks
 
     profiles._view_cached.cache_clear()
-    # each getattr: absent in a version without that cache, nothing to clear then
-    getattr(spawner, "_rendered_forms", {}).clear()
+    form.RENDERED.clear()
     if getattr(profiles, "_named_in_rules", None) is not None:
         profiles._named_in_rules.cache_clear()
     if parsed:
         profiles._parse_cached.cache_clear()
-        for owner, name in ((profiles, "_read_catalog_file"), (spawner, "_form_environment"),
-                            (spawner, "_form_string_template")):
-            fn = getattr(owner, name, None)
-            if fn is not None:
-                fn.cache_clear()
+        ks.touched_traits.cache_clear()
+        for fn in (profiles._read_catalog_file, form.form_environment, form._string_template):
+            fn.cache_clear()
         getattr(profiles, "_INLINE_CATALOGS", []).clear()
 
 

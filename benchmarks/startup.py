@@ -47,10 +47,10 @@ def configs() -> dict[str, str]:
 
 
 def one_start(kind: str, config: str, kubeconfig: str, timeout: float = 120) -> dict:
-    from tests.support.hub_process import _launch
+    from tests.support.hub_process import launch_hub
 
     t0 = time.perf_counter()
-    hub = _launch(config, name=f"startup-{kind}", crypt_key=False, env={"KUBECONFIG": kubeconfig}, base_path="/",
+    hub = launch_hub(config, name=f"startup-{kind}", crypt_key=False, env={"KUBECONFIG": kubeconfig}, base_path="/",
                   debug=False, workdir=None, extra_args=())
     try:
         url = hub.url("hub/health")

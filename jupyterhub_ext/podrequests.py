@@ -176,15 +176,9 @@ class PodRequestsMixin:
         its GPU) until the user's next start. Here 429 and 5xx answers are retried like a timeout, within
         ``k8s_api_request_retry_timeout``; other errors (403, ...) end the stop at once (see ``stop``).
         """
-        try:
-            accepted = await super()._make_delete_pod_request(pod_name, delete_options, grace_seconds,
-                                                              request_timeout)
-        except ApiException as e:
-            if e.status not in TRANSIENT_STATUSES:
-                raise
-            self.log.warning("Deleting pod %s/%s answered %s %s; retrying", self.namespace, pod_name, e.status,
-                             e.reason)
-            return False
+        accepted = await self._retrying_transient(
+            super()._make_delete_pod_request(pod_name, delete_options, grace_seconds, request_timeout),
+            f"pod {self.namespace}/{pod_name}")
         if accepted:
             self._pod_delete_accepted = True
         return accepted
@@ -195,11 +189,15 @@ class PodRequestsMixin:
         JupyterHub deletes the user even when ``delete_forever`` fails, so a claim whose delete was refused once
         would stay behind, owned by nobody.
         """
+        return await self._retrying_transient(super()._make_delete_pvc_request(pvc_name, request_timeout),
+                                              f"claim {self.namespace}/{pvc_name}")
+
+    async def _retrying_transient(self, request, what: str) -> bool:
+        """A delete request's answer; False ("not yet", retried by KubeSpawner) for a 429 or 5xx answer."""
         try:
-            return await super()._make_delete_pvc_request(pvc_name, request_timeout)
+            return await request
         except ApiException as e:
             if e.status not in TRANSIENT_STATUSES:
                 raise
-            self.log.warning("Deleting claim %s/%s answered %s %s; retrying", self.namespace, pvc_name, e.status,
-                             e.reason)
+            self.log.warning("Deleting %s answered %s %s; retrying", what, e.status, e.reason)
             return False

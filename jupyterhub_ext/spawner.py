@@ -8,6 +8,7 @@ Where each concern lives (docs/architecture.md): the catalog and the user's view
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any
 
 from jupyterhub import version_info as jupyterhub_version
@@ -47,8 +48,8 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, PodRequestsMi
 
     The same per-user list renders the form and checks every request (form or REST API) before anything
     reaches Kubernetes. Overrides are applied with KubeSpawner's own machinery on top of the configured
-    (chart) values, which come back at the beginning of each start, before the operator's ``pre_spawn_hook``,
-    so one start's profile never leaks into the next and the hook changes the start as it would KubeSpawner's.
+    (chart) values, which come back at the beginning of each start, before the operator's hooks run, so one
+    start's profile never leaks into the next and the hooks change a start as they would a KubeSpawner's.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -109,18 +110,23 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, PodRequestsMi
         return names
 
     def _restore_configured(self) -> None:
-        """The configured values back, once per start (JupyterHub's pre-spawn hook or the start itself)."""
+        """The configured values back, once per start: at its beginning (``clear_state``) or in start() itself."""
         if self._restored_for_start:
             self._restored_for_start = False
             return
         self.restore_configured(self._touched_traits())
 
-    def run_pre_spawn_hook(self):
-        # JupyterHub calls this first in every start, before start(): the configured values come back here so the
-        # operator's pre_spawn_hook changes this start's values, as it would a KubeSpawner's
-        self._restore_configured()
+    def clear_state(self):
+        """KubeSpawner's, and the configured values back.
+
+        JupyterHub calls this at the beginning of every start (and after every stop), before the authenticator's
+        ``pre_spawn_start``, the ``auth_state_hook``, group overrides and the ``pre_spawn_hook`` change the
+        spawner: what they set is kept for this start, as with KubeSpawner, and the profile applies over it.
+        """
+        self._restored_for_start = False
+        self._restore_configured()  # first: KubeSpawner's names the pod from the (configured) templates
+        super().clear_state()
         self._restored_for_start = True
-        return super().run_pre_spawn_hook()
 
     # -- the request ---------------------------------------------------------------------------------
 
@@ -132,22 +138,29 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, PodRequestsMi
         if self._catalog_configured:
             self._apply_catalog_options()
             return
+        before = self._before_profile()
         await super().load_user_options()  # KubeSpawner's own profile_list, if any
         self.selection = None
-        self._apply_storage_and_hooks()
+        self._apply_storage_and_hooks(before)
 
     def _apply_catalog_options(self) -> None:
         selection = self.selection_for(self.user_options)
-        overrides = ks.overrides(selection, self.configured("tolerations"))
+        before = self._before_profile()
+        overrides = ks.overrides(selection, before["tolerations"])
         self.log.info("Starting profile %r for %s with %s", selection.profile.slug, self._log_name,
                       selection.labels())
         self._apply_overrides(overrides)
         self.selection = selection
-        self._apply_storage_and_hooks()
+        self._apply_storage_and_hooks(before)
 
-    def _apply_storage_and_hooks(self) -> None:
+    def _before_profile(self) -> dict[str, Any]:
+        """The storage plan's traits as the configuration and this start's hooks left them, before the profile:
+        what a profile's list override replaced comes back from here."""
+        return {name: copy.deepcopy(getattr(self, name)) for name in STORAGE_TRAITS}
+
+    def _apply_storage_and_hooks(self, before: dict[str, Any]) -> None:
         # storage and the seeder apply to every start, merged over whatever the profile set
-        self.apply_storage_plan(self.who(), {name: self.configured(name) for name in STORAGE_TRAITS})
+        self.apply_storage_plan(self.who(), before)
         self.lifecycle_hooks = self.combined_lifecycle_hooks(self.lifecycle_hooks)
 
     # -- the start -----------------------------------------------------------------------------------

@@ -90,3 +90,16 @@ def setup(c: Config, *, spawner: str = "kube") -> None:
         check(c)
     except ConfigError as e:
         fail(e)
+    _warn_upstream_changes()
+
+
+def _warn_upstream_changes() -> None:
+    """Say at start-up when an installed KubeSpawner, JupyterHub or oauthenticator lacks a private name we use
+    (jupyterhub_ext.compat): the hub still starts, and the log says what may behave differently."""
+    import logging
+
+    from .compat import problems
+
+    for problem in problems(loaded_only=True):
+        logging.getLogger("JupyterHub").warning("jupyterhub_ext: this upstream release differs from the ones it "
+                                                "was checked against: %s", problem)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-import grp
 import os
 import shutil
 import sys
@@ -25,16 +24,16 @@ from ..course import CourseMixin
 from ..errors import ConfigError, SpawnRefused
 from ..profiles import CatalogMixin
 from ..seeder import MODULE, hook_command
-from ..storage.naming import check_home_template, home_subpath, user_fields
+from ..storage.naming import home_subpath, user_fields
 from ..storage.plan import writes_shared
 from ..storage.traits import NamingTraits
-from . import accounts
+from . import accounts, checks
+from .checks import UID_RANGE
 from .form import render_form
 from .hardware import ACCELERATORS, detect_accelerators, unavailable_reason
 
 DATA_ENV = "JUPYTERHUB_EXT_DATA"
 CONTENTS_MANAGER = "jupyterhub_ext.local.contents.ReadOnlyDirsContentsManager"
-UID_RANGE = 10000  # uids uid_base+1 .. uid_base+UID_RANGE-1
 
 # Spawner traits a catalog selection sets locally. The rest of a profile (image, command, node pool,
 # accelerators, tolerations, KubeSpawner overrides) only means something on Kubernetes.
@@ -408,57 +407,4 @@ class LocalProfilesSpawner(CatalogMixin, NamingTraits, CourseMixin, ConfiguredVa
         spawner.check_local_config()
 
     def check_local_config(self) -> None:
-        section = self.catalog_config_name
-        catalog = self.catalog  # parses and validates, naming the key
-        if catalog is not None:
-            # the same checks the cluster's hub makes, so a catalog tried here deploys as it is
-            ks.check_catalog(catalog, self.catalog_path)
-        check_home_template(self.home_subpath_template, f"{section}.home_subpath_template")
-        if not self.data_dir:
-            raise ConfigError(f"{section}.data_dir", "must be set")
-        if not os.path.isabs(self.data_dir):
-            self.data_dir = os.path.abspath(self.data_dir)
-        if self.course_source:
-            if not os.path.isdir(self.course_source):
-                raise ConfigError(f"{section}.course_source", f"{self.course_source!r} is not a directory")
-            self.seed_command(os.path.join(self.data_dir, "homes", "user"))  # the seeder's own argument checks
-        command = shutil.which(self.cmd[0]) if self.cmd else None
-        if command is None:
-            raise ConfigError(f"{section}.cmd", f"{self.cmd[:1]} is not an installed command")
-        mode = self.mode
-        if mode == accounts.PER_USER:
-            if os.geteuid() != 0:
-                raise ConfigError(f"{section}.run_servers_as", "'per-user' needs the hub to run as root")
-            if not (0 < self.uid_base and self.uid_base + UID_RANGE < 2**31 - 1):
-                raise ConfigError(f"{section}.uid_base", f"{self.uid_base} is out of range")
-            try:
-                grp.getgrgid(self.uid_base)
-            except KeyError:
-                pass
-            else:
-                raise ConfigError(f"{section}.uid_base", f"gid {self.uid_base} is an existing group; its members "
-                                                          f"could write the shared folder. Choose a free number")
-        self.layout.prepare(mode, self.uid_base if mode == accounts.PER_USER else None)
-        self._check_reachable(command, mode)
-
-    def _check_reachable(self, command: str, mode: str) -> None:
-        """The servers' account must be able to run the server and the seeder and reach the data directory."""
-        checks = [("x", command), ("rx", self.course_python)]
-        if self.course_source:
-            checks.append(("rx", os.path.abspath(self.course_source)))
-        layout = self.layout
-        checks += [("x", layout.root), ("x", layout.homes), ("rx", layout.shared)]
-        if mode == accounts.PER_USER:
-            uid = self.uid_base  # never a user's uid: a stand-in for any of them
-            stand_in = accounts.Identity(uid, uid, (), 0o022, False)
-            problems = accounts.probe_access(self.course_python, checks, stand_in, self.runtime_view())
-            who = f"servers run as unprivileged uids (e.g. {uid}), which cannot use"
-            hint = ("make these readable for all (e.g. keep the repository and its Python outside /root), or "
-                    "run the hub as a normal user")
-        else:
-            problems = accounts.probe_access(self.course_python, checks)
-            who = "the servers cannot use"
-            hint = "install the package with its server requirements (pip install -e . jupyterlab)"
-        if problems:
-            raise ConfigError(f"{self.catalog_config_name}.run_servers_as",
-                              f"{who}: {'; '.join(problems)}. {hint}")
+        checks.check_local_spawner(self)

@@ -21,8 +21,8 @@ from .traits import StorageTraits
 
 DEFAULT_UID, DEFAULT_GID = 1000, 100
 
-# Every KubeSpawner trait apply_storage_plan may set: the spawner restores their configured values before each
-# start, and hands them to apply_storage_plan.
+# Every KubeSpawner trait apply_storage_plan may set: the spawner restores their configured values at the
+# beginning of each start, and hands their values from before the profile to apply_storage_plan.
 STORAGE_TRAITS = ("volumes", "volume_mounts", "init_containers", "tolerations", "container_security_context",
                   "pod_security_context", "uid", "gid", "fs_gid", "allow_privilege_escalation", "privileged",
                   "storage_pvc_ensure", "storage_capacity", "storage_class")
@@ -35,8 +35,8 @@ class StorageMixin(StorageTraits):
     """Home and shared volumes and a non-root user container, for a KubeSpawner subclass.
 
     The spawner calls :meth:`check_storage_config` at hub start-up with every profile override, and
-    :meth:`apply_storage_plan` at each start, after the profile's overrides, with the configured values of
-    :data:`STORAGE_TRAITS`.
+    :meth:`apply_storage_plan` at each start, after the profile's overrides, with the values of
+    :data:`STORAGE_TRAITS` from before them.
     """
 
     # KubeSpawner's uid/gid/fs_gid default to the image's user; homes need a fixed, non-root owner.
@@ -108,8 +108,9 @@ class StorageMixin(StorageTraits):
     def apply_storage_plan(self, who: Who, base: Mapping[str, Any]) -> Plan:
         """Add this user's storage and the non-root settings to the traits, on top of the profile's overrides.
 
-        ``base`` holds the configured values of :data:`STORAGE_TRAITS` (before any profile). Each value keeps
-        its shape. Raises ConfigError if the effective values (after a profile's overrides) would allow root.
+        ``base`` holds the values of :data:`STORAGE_TRAITS` before the profile's overrides (as the configuration
+        and this start's hooks left them): entries a profile's list override dropped come back from it. Each
+        value keeps its shape. Raises ConfigError if the effective values (after a profile's overrides) would allow root.
         """
         s = self.storage_settings(base)
         try:

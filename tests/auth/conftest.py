@@ -42,7 +42,7 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{report.when}", report)  # lets fixtures see how the test went
     if report.failed:
         # Keep the logs of every hub alive when a test fails (artifacts/hub-logs/).
-        for hub in list(hub_process._running):
+        for hub in hub_process.running_hubs():
             hub.save_log(f"{item.nodeid} failed ({report.when})")
     return report
 

@@ -14,16 +14,9 @@ import kubernetes_validate
 import pytest
 from traitlets.config import Config
 
-K8S_VERSION = "1.31.0"
+from tests.support.kubeconfig import dummy_kubeconfig  # noqa: F401 (autouse: every storage test)
 
-DUMMY_KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "http://127.0.0.1:9"}}]
-users: [{name: none, user: {}}]
-contexts: [{name: none, context: {cluster: none, user: none, namespace: default}}]
-current-context: none
-"""
+K8S_VERSION = "1.31.0"
 
 CHART_TOLERATIONS = [  # what z2jh 4.4.0 puts on user pods (scheduling.userPods.tolerations)
     {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"},
@@ -56,23 +49,6 @@ CATALOG = [
      "kubespawner_override": {"volumes": {"dshm": {"name": "dshm", "emptyDir": {"medium": "Memory"}}},
                               "volume_mounts": {"dshm": {"name": "dshm", "mountPath": "/dev/shm"}}}},
 ]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def dummy_kubeconfig(tmp_path_factory):
-    if os.environ.get("KUBECONFIG"):
-        yield os.environ["KUBECONFIG"]
-        return
-    import kubernetes_asyncio.config.kube_config as kube_config
-
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(DUMMY_KUBECONFIG)
-    # kubernetes_asyncio reads $KUBECONFIG once, at import: point its default at the dummy as well
-    # (and not $KUBECONFIG itself: other suites read it to decide whether a real cluster is there)
-    saved = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
-    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(path)
-    yield str(path)
-    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from jupyterhub_ext.spawner import ProfilesKubeSpawner
 from jupyterhub_ext.storage import OWNERSHIP_SCRIPT
 
 from .conftest import (
-    CHART_IPTABLES, CHART_TOLERATIONS, K8S_VERSION, chart_config, container, make_spawner, mounts, pod_for,
+    CATALOG, CHART_IPTABLES, CHART_TOLERATIONS, K8S_VERSION, chart_config, container, make_spawner, mounts, pod_for,
     set_user, volumes,
 )
 
@@ -262,3 +262,53 @@ async def test_the_charts_own_init_container_object_survives_every_merge():
         inits = [i["name"] for i in pod["spec"]["initContainers"]]
         assert inits[:2] == ["home-ownership", "block-cloud-metadata"]
         assert {"home", "shared", "files"} <= set(volumes(pod)) and "/etc/files" in mounts(pod)
+
+
+# -- a ProfilesKubeSpawner is a KubeSpawner: list-shaped traits stay lists ---------------------------------
+
+LIST_TRAITS = ("volumes", "volume_mounts", "init_containers", "tolerations")
+CATALOG_BY_SLUG = {p["slug"]: p for p in CATALOG}
+
+
+@pytest.mark.parametrize("mode, ownership", [("efs", "access-point"), ("efs", "init-container"),
+                                             ("pvc", "init-container"), ("none", "access-point")])
+@pytest.mark.parametrize("profile", [None, "scratch", "gpu"])
+async def test_list_shaped_traits_stay_lists_and_take_appends(mode, ownership, profile):
+    spawner = make_spawner(with_chart_files(chart_config(home_mode=mode, home_ownership=ownership, **SHARED)),
+                           "ann", ["math"], admin=True)
+    spawner.user_options = {"profile": profile} if profile else {}
+    await spawner.load_user_options()
+    # the shape vanilla KubeSpawner leaves: the configured lists, or a profile's own dict override (gpu's
+    # volumes and volume_mounts), which KubeSpawner puts in place of a list
+    dict_override = set(CATALOG_BY_SLUG[profile].get("kubespawner_override", {})) if profile == "gpu" else set()
+    for name in LIST_TRAITS:
+        expected = dict if name in dict_override else list
+        assert isinstance(getattr(spawner, name), expected), (name, getattr(spawner, name))
+    # what an operator's modify_pod_hook or code written for KubeSpawner does
+    spawner.init_containers.append({"name": "appended", "image": "busybox", "command": ["true"]})
+    for name, entry in (("volumes", {"name": "appended", "emptyDir": {}}),
+                        ("volume_mounts", {"name": "appended", "mountPath": "/appended"})):
+        value = getattr(spawner, name)
+        if isinstance(value, list):
+            value.append(entry)
+        else:
+            value["appended"] = entry
+    pod = spawner.api.api_client.sanitize_for_serialization(await spawner.get_pod_manifest())
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    assert [c["name"] for c in pod["spec"]["initContainers"]][-1] == "appended"
+    assert "appended" in volumes(pod) and "/appended" in mounts(pod)
+    if ownership == "init-container":  # ours still runs first
+        assert pod["spec"]["initContainers"][0]["name"] == "home-ownership"
+
+
+async def test_dict_shaped_traits_stay_dicts_with_the_operators_keys():
+    c = chart_config(**SHARED)
+    c.KubeSpawner.volumes = {"10-files": {"name": "files", "secret": {"secretName": "singleuser"}}}
+    c.KubeSpawner.volume_mounts = {"10-files": {"name": "files", "mountPath": "/etc/jupyter/files"}}
+    c.KubeSpawner.init_containers = {"10-iptables": copy.deepcopy(CHART_IPTABLES)}
+    spawner = make_spawner(c, "ann", ["math"])
+    pod = await pod_for(spawner)
+    assert isinstance(spawner.volumes, dict) and spawner.volumes["10-files"]["name"] == "files"
+    assert spawner.volume_mounts["10-files"]["mountPath"] == "/etc/jupyter/files"
+    assert spawner.init_containers["10-iptables"] == CHART_IPTABLES
+    assert set(volumes(pod)) == {"home", "shared", "files"}

@@ -218,6 +218,11 @@ def _terminate_group(proc: subprocess.Popen, timeout: float) -> None:
             time.sleep(0.2)
 
 
+def running_hubs() -> list["HubProcess"]:
+    """The hubs this process started that have not been stopped."""
+    return list(_running)
+
+
 @atexit.register
 def _stop_all() -> None:
     for hub in list(_running):
@@ -317,7 +322,6 @@ def launch_hub(
     )
 
 
-_launch = launch_hub  # the former private name, still imported by benchmarks/startup.py
 
 
 def _healthy(hub: HubProcess) -> bool:
