@@ -179,14 +179,7 @@ def _course_file(
     if h.kind == BLOCKED:
         return [Action(NOTE, path, "blocked", note="a parent in the home is not a plain directory")]
     if h.kind == ABSENT:
-        if seeded is None:
-            return [Action(COPY, path, "added", source=source, mode=source.mode, record=base)]
-        if policy.on_deleted == RESPECT:
-            if base.deleted:
-                return []
-            return [Action(RECORD, path, "respected", record=base.copy(deleted=True),
-                           note="deleted by the student; not restored")]
-        return [Action(COPY, path, "restored", source=source, mode=source.mode, record=base.copy(deleted=False))]
+        return _absent(path, source, base, policy)
 
     # Something is there: we need the course file's hash to compare.
     csha = _cached_source_sha(source, rec, policy)
@@ -200,33 +193,11 @@ def _course_file(
     offered_sha = base.offered[0] if base.offered is not None else None
 
     if h.kind == FILE:
-        hsha: str | None
-        if seeded is not None and _untouched(seeded, h, manifest):
-            hsha = seeded.sha
-        elif path in home_hashes:
-            hsha = home_hashes[path]  # None: unreadable, so treated as the student's
-        elif seeded is None and h.size != source.size:
-            hsha = None  # cannot be identical
-        else:
+        hsha = _home_sha(path, source, seeded, h, manifest, home_hashes)
+        if hsha is _NOT_HASHED:
             return [Action(NOTE, path, "deferred", note="not hashed within the time budget")]
-
         if seeded is not None and hsha == seeded.sha:
-            # Our copy, as we left it (possibly re-stamped by a touch or a restore from backup).
-            current = Seeded(seeded.sha, h.size, seeded.mode, h.mtime_ns, h.ino)
-            base = base.copy(seeded=current, deleted=False)
-            if csha != seeded.sha:
-                # Keep a mode the student chose; otherwise take the course's.
-                mode = source.mode if h.mode == seeded.mode else h.mode
-                return [Action(REPLACE, path, "updated", source=source, expect=h, mode=mode, record=base)]
-            if source.mode != seeded.mode:
-                # ``seeded.mode`` is the course's mode we last accounted for: a home mode that differs from
-                # it is the student's choice and stays; otherwise the course's new mode is applied.
-                new = base.copy(seeded=Seeded(seeded.sha, h.size, source.mode, h.mtime_ns, h.ino))
-                if h.mode == seeded.mode:
-                    return [Action(CHMOD, path, "updated", expect=h, mode=source.mode, record=new,
-                                   note="mode %o -> %o" % (seeded.mode, source.mode))]
-                return [Action(RECORD, path, record=new)]
-            return _record_if_changed(path, rec, base)
+            return _our_copy(path, source, rec, base, seeded, h, csha)
         if hsha is not None and hsha == csha:
             # The student's file holds exactly the course's bytes: it is ours from now on.
             # Recorded with the course's mode: if the file's differs, that is the student's choice.
@@ -237,6 +208,54 @@ def _course_file(
         return _record_if_changed(path, rec, base)  # nothing new to offer
     return [Action(OFFER, path, "offered", source=source, mode=source.mode, record=base,
                    note="the student's %s is kept" % ("copy" if h.kind == FILE else h.kind))]
+
+
+def _absent(path: str, source: SourceFile, base: Record, policy: Policy) -> list[Action]:
+    """Nothing at the path in the home: added, or (if we had put it there) deleted by the student."""
+    if base.seeded is None:
+        return [Action(COPY, path, "added", source=source, mode=source.mode, record=base)]
+    if policy.on_deleted == RESPECT:
+        if base.deleted:
+            return []
+        return [Action(RECORD, path, "respected", record=base.copy(deleted=True),
+                       note="deleted by the student; not restored")]
+    return [Action(COPY, path, "restored", source=source, mode=source.mode, record=base.copy(deleted=False))]
+
+
+_NOT_HASHED = object()  # from _home_sha: the home file's hash is needed but was not made within the budget
+
+
+def _home_sha(path: str, source: SourceFile, seeded: Seeded | None, h: HomeEntry, manifest: Manifest,
+              home_hashes: dict[str, str | None]):
+    """The sha256 of the file in the home, as far as the planner needs it: None if unreadable (so treated as the
+    student's) or certainly not the course's; :data:`_NOT_HASHED` if it is needed but not known."""
+    if seeded is not None and _untouched(seeded, h, manifest):
+        return seeded.sha
+    if path in home_hashes:
+        return home_hashes[path]
+    if seeded is None and h.size != source.size:
+        return None  # cannot be identical
+    return _NOT_HASHED
+
+
+def _our_copy(path: str, source: SourceFile, rec: Record | None, base: Record, seeded: Seeded, h: HomeEntry,
+              csha: str) -> list[Action]:
+    """Our copy, as we left it (possibly re-stamped by a touch or a restore from backup)."""
+    current = Seeded(seeded.sha, h.size, seeded.mode, h.mtime_ns, h.ino)
+    base = base.copy(seeded=current, deleted=False)
+    if csha != seeded.sha:
+        # Keep a mode the student chose; otherwise take the course's.
+        mode = source.mode if h.mode == seeded.mode else h.mode
+        return [Action(REPLACE, path, "updated", source=source, expect=h, mode=mode, record=base)]
+    if source.mode != seeded.mode:
+        # ``seeded.mode`` is the course's mode we last accounted for: a home mode that differs from
+        # it is the student's choice and stays; otherwise the course's new mode is applied.
+        new = base.copy(seeded=Seeded(seeded.sha, h.size, source.mode, h.mtime_ns, h.ino))
+        if h.mode == seeded.mode:
+            return [Action(CHMOD, path, "updated", expect=h, mode=source.mode, record=new,
+                           note="mode %o -> %o" % (seeded.mode, source.mode))]
+        return [Action(RECORD, path, record=new)]
+    return _record_if_changed(path, rec, base)
 
 
 def _warm(source: SourceFile, rec: Record, h: HomeEntry, manifest: Manifest, policy: Policy) -> bool:
