@@ -19,21 +19,17 @@ import time
 
 from . import fsops, writes
 from . import manifest as manifest_io
-from .model import (
-    ABSENT, CHMOD, DEFAULT_ON_DELETED, DEFAULT_TIME_BUDGET, DIR, MKDIR, NOTE, OFFER, OUTCOMES, RECORD, REMOVE,
-    RMDIR, WRITES,
-    Action, CourseTree, HomeEntry, Manifest, Policy, Record, Seeded,
-)
+from .changes import BATCH_FILES, carry_out
 from .index import load_index
+from .model import (
+    ABSENT, DEFAULT_ON_DELETED, DEFAULT_TIME_BUDGET, DIR, CourseTree, HomeEntry, Manifest, Policy, Record, Seeded,
+)
 from .plan import hashes_needed, plan
+from .report import Stopper, Summary
 from .scan import DEFAULT_EXCLUDES, scan_course
-from .state import StateFiles, temp_name
+from .state import StateFiles, new_run_id
 
 DEFAULT_LOCK_TIMEOUT = 10.0
-JOURNALED = (CHMOD, REMOVE, MKDIR, RMDIR)  # besides the writes
-BATCH_FILES = 256
-BATCH_BYTES = 64 << 20
-MAX_DETAILS = 50
 
 
 class Options:
@@ -71,56 +67,6 @@ class Options:
         self.date = date or time.strftime("%Y-%m-%d", time.gmtime())
         self.hook = hook  # tests: called before each filesystem operation
         self.stop_flag = stop_flag  # anything with is_set(): SIGTERM asks for a clean stop
-
-
-class Summary:
-    def __init__(self) -> None:
-        self.status = "ok"
-        self.counts = dict.fromkeys(OUTCOMES, 0)
-        self.dirs_created = 0
-        self.dirs_removed = 0
-        self.bytes_written = 0
-        self.files = 0
-        self.errors: list[str] = []
-        self.problems: list[str] = []  # course files left out (bad symlinks, unreadable...): for --check
-        self.details: list[str] = []
-        self.actions: list[Action] = []
-        self.temp_cleaned = 0
-        self.manifest_written = False
-        self.took = 0.0
-
-    def count(self, action: Action, detail: str | None = None) -> None:
-        if action.outcome:
-            self.counts[action.outcome] += 1
-            if action.outcome not in ("added", "updated", "restored", "removed") or detail:
-                self.details.append(detail or action.describe())
-
-    def line(self, source: str) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        counts = " ".join("%s=%d" % (k, v) for k, v in self.counts.items())
-        return "%s course-seeder status=%s %s errors=%d files=%d written=%d took=%.2fs source=%s" % (
-            stamp, self.status, counts, len(self.errors), self.files, self.bytes_written, self.took, source)
-
-
-class Stopper:
-    """Why a run should stop early: time budget, a signal, a full disk."""
-
-    def __init__(self, budget: float, flag) -> None:
-        self.deadline = time.monotonic() + budget
-        self.flag = flag
-        self.disk_full = False
-        self.reason = ""
-
-    def __call__(self) -> bool:
-        if self.reason:
-            return True
-        if self.disk_full:
-            self.reason = "disk full"
-        elif self.flag is not None and self.flag.is_set():
-            self.reason = "asked to stop"
-        elif time.monotonic() >= self.deadline:
-            self.reason = "time budget spent"
-        return bool(self.reason)
 
 
 def run(opts: Options) -> Summary:
@@ -164,8 +110,7 @@ def run(opts: Options) -> Summary:
                 os.close(lock_fd)  # releases the flock
             if state is not None and not opts.dry_run:
                 try:
-                    state.append_log([summary.line(opts.source)] + ["  " + d for d in _capped(summary.details)]
-                                     + ["  error: " + e for e in summary.errors])
+                    state.append_log(summary.log_lines(opts.source))
                 except OSError:
                     pass  # a log we cannot write (full disk) must not turn a good run into a failed hook
         finally:
@@ -174,12 +119,6 @@ def run(opts: Options) -> Summary:
             if dest is not None:
                 dest.close()
     return summary
-
-
-def _capped(details: list[str]) -> list[str]:
-    if len(details) <= MAX_DETAILS:
-        return details
-    return details[:MAX_DETAILS] + ["... and %d more" % (len(details) - MAX_DETAILS)]
 
 
 def _inside(path: str, root: str) -> bool:
@@ -216,19 +155,8 @@ def _seed(opts: Options, source_real: str, dest: fsops.Root, state: StateFiles, 
         summary.details.append("skipped  %s  (%s)" % (path, why))
         summary.counts["skipped"] += 1
     policy = Policy(opts.on_deleted, opts.rehash, opts.date, state.reserved(dest))
-
-    home: dict[str, HomeEntry] = {}
-    dest.scan(set(course.files) | set(old.records), home)
-    for d in course.dirs:
-        kind, _ = dest.probe(d)
-        home[d] = HomeEntry(kind)
-    need_course, need_home = hashes_needed(course, home, old, policy)
     index = _Index(source_real, course, opts.rehash)
-    known = {p: sha for p, sha in ((p, index.sha(p)) for p in need_course) if sha is not None}
-    course_hashes, home_hashes = _hash(course, dest, home, need_course - set(known), need_home, opts.jobs,
-                                      stop, opts.hook)
-    course_hashes.update(known)
-    actions = plan(course, home, old, policy, course_hashes, home_hashes)
+    actions, course_hashes = _plan(opts, course, dest, old, policy, index, stop)
     summary.actions = actions
     if opts.dry_run:
         for action in actions:
@@ -236,25 +164,53 @@ def _seed(opts: Options, source_real: str, dest: fsops.Root, state: StateFiles, 
         return
 
     new = Manifest(dict(old.records), set(old.dirs), old.written_ns)
-
-    def known_sha(path: str) -> str | None:
-        source = course.files[path]
-        rec = old.records.get(path)
-        if rec is not None and rec.src is not None and rec.src[:2] == (source.size, source.mtime_ns) \
-                and not opts.rehash:
-            return rec.src[2]
-        return course_hashes.get(path) or index.sha(path)
-
-    _carry_out(opts, course, dest, state, actions, new, stop, summary, known_sha)
+    carry_out(opts, course, dest, state, actions, new, stop, summary,
+              _known_sha(course, old, course_hashes, index, opts.rehash))
     new.dirs.update(d for d in dest.created if d in course.dirs)
     if stop.reason:
         summary.status = "disk-full" if stop.disk_full else "partial"
         summary.errors.append("stopped early: %s; the next start carries on" % stop.reason)
+    _save(opts, state, old, new, summary)
+
+
+def _plan(opts: Options, course: CourseTree, dest: fsops.Root, old: Manifest, policy: Policy, index: _Index,
+          stop: Stopper) -> tuple[list, dict[str, str | None]]:
+    """List the home, hash what the planner needs (from the index when it knows), plan: the actions, and the
+    course hashes that are known now."""
+    home: dict[str, HomeEntry] = {}
+    dest.scan(set(course.files) | set(old.records), home)
+    for d in course.dirs:
+        kind, _ = dest.probe(d)
+        home[d] = HomeEntry(kind)
+    need_course, need_home = hashes_needed(course, home, old, policy)
+    known = {p: sha for p, sha in ((p, index.sha(p)) for p in need_course) if sha is not None}
+    course_hashes, home_hashes = _hash(course, dest, home, need_course - set(known), need_home, opts.jobs,
+                                      stop, opts.hook)
+    course_hashes.update(known)
+    return plan(course, home, old, policy, course_hashes, home_hashes), course_hashes
+
+
+def _known_sha(course: CourseTree, old: Manifest, course_hashes: dict[str, str | None], index: _Index,
+               rehash: bool):
+    """``known_sha(path)``: a course file's sha256 without reading it (the manifest's, while size and mtime
+    match; this run's; the index's), or None."""
+    def known_sha(path: str) -> str | None:
+        source = course.files[path]
+        rec = old.records.get(path)
+        if rec is not None and rec.src is not None and rec.src[:2] == (source.size, source.mtime_ns) \
+                and not rehash:
+            return rec.src[2]
+        return course_hashes.get(path) or index.sha(path)
+    return known_sha
+
+
+def _save(opts: Options, state: StateFiles, old: Manifest, new: Manifest, summary: Summary) -> None:
+    """Save the new manifest if it says something the old one does not; then the journal goes."""
     if not manifest_io.same_content(old, new) or old.written_ns is None and new.records:
         newest = max((r.seeded.mtime_ns for p, r in new.records.items()
                       if r.seeded is not None and old.records.get(p) != r), default=0)
         try:
-            state.write_manifest(new, opts.source, _run_id(), newest)
+            state.write_manifest(new, opts.source, new_run_id(), newest)
             summary.manifest_written = True
             state.clear_pending()  # only now: until the manifest says it, the journal is the record
         except OSError as e:
@@ -320,17 +276,13 @@ def _recover(opts: Options, dest: fsops.Root, state: StateFiles, manifest: Manif
             manifest.records[path] = (manifest.records.get(path) or Record()).copy(offered=(sha, name))
     try:
         newest = max((r.seeded.mtime_ns for r in manifest.records.values() if r.seeded is not None), default=0)
-        manifest.written_ns = state.write_manifest(manifest, opts.source, _run_id(), newest)
+        manifest.written_ns = state.write_manifest(manifest, opts.source, new_run_id(), newest)
         state.clear_pending()
     except OSError as e:
         summary.status = "disk-full" if e.errno in fsops.DISK_FULL else "error"
         summary.errors.append("cannot save what the interrupted run did (%s); nothing else done" % e.strerror)
         return False
     return True
-
-
-def _run_id() -> str:
-    return os.urandom(4).hex()
 
 
 def _hash(course: CourseTree, dest: fsops.Root, home: dict[str, HomeEntry], need_course: set[str],
@@ -357,168 +309,3 @@ def _hash(course: CourseTree, dest: fsops.Root, home: dict[str, HomeEntry], need
         home[path] = entry  # the stat that goes with this hash
         home_hashes[path] = sha
     return course_hashes, home_hashes
-
-
-def _carry_out(opts: Options, course: CourseTree, dest: fsops.Root, state: StateFiles, actions: list[Action],
-               new: Manifest, stop: Stopper, summary: Summary, known_sha) -> None:
-    hook = opts.hook
-    to_write = [a for a in actions if a.op in WRITES]
-    # Every change to the home is journaled first, so one the manifest could not record (a kill, a full disk)
-    # is recognised next time; without a journal (a disk too full for even that), nothing is changed.
-    journaled = bool(to_write) or any(a.op in JOURNALED for a in actions)
-    run_id = _run_id()
-    if journaled:
-        try:
-            state.write_pending(run_id, sorted({posixpath.dirname(a.path) for a in to_write}))
-        except OSError as e:
-            if e.errno in fsops.DISK_FULL:
-                stop.disk_full = True
-            summary.errors.append("cannot record pending writes (%s); no file written" % e.strerror)
-            journaled = False
-    siblings: dict[str, set[str]] = {}
-    for p in list(course.files) + list(course.dirs):
-        parent, _, name = p.rpartition("/")
-        siblings.setdefault(parent, set()).add(name)
-
-    dir_mode = course.dir_mode
-
-    counter = [2]  # temp names 0 and 1 are the manifest's and the pending list's
-    batch: list[writes.Write] = []
-    batch_bytes = 0
-    touched_dirs: set[str] = set()
-    for action in actions:
-        if stop():
-            if action.op != RECORD and action.outcome:
-                summary.counts["deferred"] += 1
-            continue
-        if action.op in WRITES or action.op in JOURNALED:
-            if not journaled:
-                summary.counts["deferred"] += 1
-                continue
-        if action.op in WRITES:
-            parent, _, name = action.path.rpartition("/")
-            try:
-                fd = dest.ensure_dir(parent, dir_mode)
-            except OSError as e:
-                _failed(action, e, stop, summary)
-                continue
-            touched_dirs.add(parent)
-            counter[0] += 1
-            batch.append(writes.Write(action, fd, name, temp_name(run_id, counter[0]),
-                                      siblings.get(parent, writes.NONE), known_sha(action.path)))
-            dest.pinned += 1
-            batch_bytes += action.source.size if action.source else 0
-            if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
-                _flush(batch, opts, state, new, stop, summary)
-                dest.pinned -= len(batch)
-                batch, batch_bytes = [], 0
-            continue
-        try:
-            _simple(action, dest, state, new, hook, summary, dir_mode)
-        except OSError as e:
-            _failed(action, e, stop, summary)
-    if batch:
-        _flush(batch, opts, state, new, stop, summary)
-        dest.pinned -= len(batch)
-    created = [d for d in dest.created if d in course.dirs]
-    if created and journaled:
-        try:
-            state.append_pending("mkdir", created)
-        except OSError:
-            pass  # only means an empty directory may stay behind if the course withdraws it
-    if opts.durable:
-        for reldir in touched_dirs:
-            kind, fd = dest.probe(reldir)
-            if kind == DIR:
-                fsops.fsync_dir(fd)
-
-
-def _failed(action: Action, error: BaseException, stop: Stopper, summary: Summary) -> None:
-    if isinstance(error, fsops.Stopped):
-        summary.counts["deferred"] += 1
-        return
-    if isinstance(error, fsops.Blocked):
-        summary.counts["blocked"] += 1
-        summary.details.append("blocked  %s  (a parent in the home is not a plain directory)" % action.path)
-        return
-    if isinstance(error, OSError) and error.errno in fsops.DISK_FULL:
-        if not stop.disk_full:
-            summary.errors.append("%s %s: %s" % (action.op, action.path, error.strerror))
-        stop.disk_full = True
-        summary.counts["deferred"] += 1  # retried at the next start
-        return
-    summary.counts["skipped"] += 1
-    summary.errors.append("%s %s: %s" % (action.op, action.path, getattr(error, "strerror", None) or error))
-
-
-def _simple(action: Action, dest: fsops.Root, state: StateFiles, new: Manifest, hook, summary: Summary,
-            dir_mode) -> None:
-    """Everything but the writes: each one re-checks the file it was planned on before touching it."""
-    op = action.op
-    if op == RECORD:
-        _set(new, action.path, action.record)
-        summary.count(action)
-    elif op == NOTE:
-        summary.count(action)
-    elif op in (REMOVE, CHMOD):
-        parent, _, name = action.path.rpartition("/")
-        kind, fd = dest.probe(parent)
-        assert action.expect is not None
-        if op == CHMOD:  # journaled before: a kill or a full disk must not hide it
-            state.append_pending("chmod", [[action.path, action.mode]])
-        else:
-            state.append_pending("removed", [action.path])
-        if kind == DIR and op == REMOVE and fsops.remove_if_same(fd, name, action.expect, hook):
-            _set(new, action.path, None)
-            summary.count(action)
-        elif kind == DIR and op == CHMOD and fsops.chmod_if_same(fd, name, action.mode or 0, action.expect, hook):
-            _set(new, action.path, action.record)
-            summary.count(action)
-        else:
-            summary.counts["kept"] += 1
-            summary.details.append("kept     %s  (changed while the seeder ran)" % action.path)
-    elif op == MKDIR:
-        state.append_pending("mkdir", [action.path])
-        dest.ensure_dir(action.path, dir_mode)
-        new.dirs.add(action.path)
-        summary.dirs_created += 1
-    elif op == RMDIR:
-        state.append_pending("rmdir", [action.path])
-        if dest.rmdir(action.path):
-            summary.dirs_removed += 1
-        new.dirs.discard(action.path)
-
-
-def _set(manifest: Manifest, path: str, record) -> None:
-    if record is None:
-        manifest.records.pop(path, None)
-    else:
-        manifest.records[path] = record
-
-
-def _flush(batch: list[writes.Write], opts: Options, state: StateFiles, new: Manifest, stop: Stopper,
-           summary: Summary) -> None:
-    """Copy a batch (in parallel: temporary file, journal line, name), then record what landed."""
-    writes.copy_and_place(batch, opts.jobs, opts.durable, opts.hook, stop, state.append_pending, opts.date)
-    for w in batch:
-        a = w.action
-        if w.error is not None:
-            _failed(a, w.error, stop, summary)
-            continue
-        assert w.result is not None and a.source is not None and a.record is not None
-        if not w.placed:
-            summary.counts["kept"] += 1
-            summary.details.append("kept     %s  (appeared or changed while the seeder ran)" % a.path)
-            continue
-        r = w.result
-        summary.bytes_written += r.size
-        src = (a.source.size, a.source.mtime_ns, r.sha) if r.size == a.source.size else a.record.src
-        if a.op == OFFER:
-            _set(new, a.path, a.record.copy(src=src, offered=(r.sha, w.placed)))
-            shown = posixpath.join(posixpath.dirname(a.path), w.placed)
-            summary.count(a, "offered  %s -> %s  (%s)" % (a.path, shown, a.note))
-        else:
-            # The mode recorded is the course's: a different mode on the file is the student's choice.
-            seeded = Seeded(r.sha, r.entry.size, a.source.mode, r.entry.mtime_ns, r.entry.ino)
-            _set(new, a.path, a.record.copy(src=src, seeded=seeded, deleted=False))
-            summary.count(a)

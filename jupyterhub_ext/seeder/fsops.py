@@ -1,12 +1,11 @@
-"""Filesystem access that never leaves its root, and the atomic-write primitives.
+"""Filesystem access that never leaves its root: directories, stats, hashes, and checked changes.
 
 Every path below a :class:`Root` is reached one component at a time with ``O_NOFOLLOW`` relative to its parent's
 descriptor, so a directory the student replaced with a symlink (to ``/etc``, to another home on the same EFS
 volume...) is reported as blocked and never written through, even if swapped while the seeder runs.
 
-Writes go to a temporary file in the destination directory, then either ``link()`` (new files: fails instead of
-clobbering anything that appeared meanwhile) or ``rename()`` over a file re-checked just before (updates).
-A killed run leaves at worst a temporary file, which the next run removes.
+A file is only removed or re-moded if it is still exactly the one the plan was made on (:func:`still_same`).
+Writing files (temporary file, then its name) is :mod:`.atomic`'s job.
 
 ``hook(op, path)`` is called before each filesystem operation; tests use it to kill a run at its N-th
 operation or to make writes fail with ENOSPC.
@@ -23,13 +22,10 @@ from .model import ABSENT, BLOCKED, DIR, FILE, HOME_ABSENT, HOME_BLOCKED, LINK, 
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 O_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | O_CLOEXEC
 O_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | O_CLOEXEC
-O_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | O_CLOEXEC
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # read at each use (here and in atomic, writes): tests make it small
 MAX_OPEN_DIRS = 256
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _NOT_NAMES = ("", ".", "..")
-# link() is not offered everywhere (some FUSE and SMB mounts); then we fall back to check-then-rename.
-_NO_LINK = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK, errno.EXDEV)
 
 
 def current_umask() -> int:
@@ -38,7 +34,7 @@ def current_umask() -> int:
     return mask
 
 
-UMASK = current_umask()
+UMASK = current_umask()  # re-read by each run; atomic reads it as fsops.UMASK
 
 
 class Blocked(OSError):
@@ -234,10 +230,8 @@ class Root:
             return None, HOME_BLOCKED
         if kind != DIR:
             return None, HOME_ABSENT if kind == ABSENT else HOME_BLOCKED
-        self._op("open", relpath)
-        try:
-            fd = os.open(name, O_READ_FLAGS | os.O_NONBLOCK, dir_fd=dfd)
-        except OSError:
+        fd = open_nofollow(dfd, name, self.hook, relpath)
+        if fd < 0:
             return None, self.lstat(relpath)
         try:
             st = os.fstat(fd)
@@ -248,6 +242,17 @@ class Root:
             return None, self.lstat(relpath)
         finally:
             os.close(fd)
+
+
+def open_nofollow(dir_fd: int, name: str, hook=None, label: str = "") -> int:
+    """A descriptor for reading ``name`` in ``dir_fd``, never through a symlink (nor blocking on a FIFO); -1
+    if it cannot be opened. ``label``: the path the hook is told (default ``name``)."""
+    if hook is not None:
+        hook("open", label or name)
+    try:
+        return os.open(name, O_READ_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return -1
 
 
 def hash_fd(fd: int, hook=None, label: str = "") -> str:
@@ -283,11 +288,8 @@ def hash_path(path: str, hook=None) -> str | None:
 
 def file_sha(dir_fd: int, name: str, hook=None) -> str | None:
     """sha256 of a regular file in ``dir_fd`` (not following a symlink), or None."""
-    if hook is not None:
-        hook("open", name)
-    try:
-        fd = os.open(name, O_READ_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
-    except OSError:
+    fd = open_nofollow(dir_fd, name, hook)
+    if fd < 0:
         return None
     try:
         if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
@@ -299,233 +301,33 @@ def file_sha(dir_fd: int, name: str, hook=None) -> str | None:
         os.close(fd)
 
 
-class WriteResult:
-    __slots__ = ("sha", "size", "entry")
-
-    def __init__(self, sha: str, size: int, entry: HomeEntry) -> None:
-        self.sha = sha
-        self.size = size
-        self.entry = entry
-
-
-def write_temp(
-    src_path: str, dir_fd: int, tmp_name: str, mode: int, *, durable: bool = False, hook=None,
-    should_stop=None, buf: bytearray | None = None, expect_size: int = -1,
-) -> WriteResult:
-    """Copy ``src_path`` into a new ``tmp_name`` in ``dir_fd``, hashing in the same read pass.
-
-    ``expect_size`` (the listed size) saves the final empty read of a file that fits in one short read.
-
-    On any failure (full disk, budget, kill signal) the temporary file is removed and the error re-raised,
-    so no partial file is ever left behind by a run that is still alive.
-    """
-    import hashlib
-
-    if buf is None:
-        buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    h = hashlib.sha256()
-    if hook is not None:
-        hook("open", src_path)
-    src = os.open(src_path, os.O_RDONLY | O_CLOEXEC)
-    out = -1
-    try:
-        if hook is not None:
-            hook("create", tmp_name)
-        out = os.open(tmp_name, O_TEMP_FLAGS, mode, dir_fd=dir_fd)
-        size = 0
-        while True:
-            if should_stop is not None and should_stop():
-                raise Stopped("stopped while copying")
-            if hook is not None:
-                hook("read", src_path)
-            n = os.readv(src, [buf])
-            if not n:
-                break
-            h.update(view[:n])
-            done = 0
-            while done < n:
-                if hook is not None:
-                    hook("write", tmp_name)
-                done += os.write(out, view[done:n])
-            size += n
-            if size == expect_size and n < len(buf):
-                break  # a short read that reached the listed size: the end (the image does not change)
-        if mode & UMASK:  # the umask took bits the course file has (an executable bit for the group, say)
-            if hook is not None:
-                hook("chmod", tmp_name)
-            os.fchmod(out, mode)
-        if durable:
-            if hook is not None:
-                hook("fsync", tmp_name)
-            os.fsync(out)
-        entry = entry_from_stat(os.fstat(out))
-        fd, out = out, -1
-        if hook is not None:
-            hook("close", tmp_name)
-        os.close(fd)  # NFS reports a full disk here, at the latest
-        return WriteResult(h.hexdigest(), size, entry)
-    except BaseException:
-        if out >= 0:
-            os.close(out)
-        try:
-            if hook is not None:
-                hook("unlink", tmp_name)
-            os.unlink(tmp_name, dir_fd=dir_fd)
-        except OSError:
-            pass
-        raise
-    finally:
-        os.close(src)
-
-
-class SourceChanged(Exception):
-    """The course file is not the size it was listed with: a hash known for it cannot be trusted."""
-
-
-KERNEL_CHUNK = 8 << 20
-
-
-def copy_temp(
-    src_path: str, dir_fd: int, tmp_name: str, mode: int, size: int, sha: str, *, durable: bool = False,
-    hook=None, should_stop=None,
-) -> WriteResult:
-    """Copy a course file whose sha256 is already known (index, manifest) without reading it into Python:
-    ``copy_file_range`` (in-kernel, like cp), else ``sendfile``, else read/write. Same temporary-file
-    discipline as :func:`write_temp`; raises :class:`SourceChanged` if the size is not the listed one."""
-    if hook is not None:
-        hook("open", src_path)
-    src = os.open(src_path, os.O_RDONLY | O_CLOEXEC)
-    out = -1
-    try:
-        if hook is not None:
-            hook("create", tmp_name)
-        out = os.open(tmp_name, O_TEMP_FLAGS, mode, dir_fd=dir_fd)
-        copied, how = 0, "copy_file_range"
-        while True:
-            if should_stop is not None and should_stop():
-                raise Stopped("stopped while copying")
-            if hook is not None:
-                hook("write", tmp_name)
-            try:
-                if how == "copy_file_range":
-                    n = os.copy_file_range(src, out, KERNEL_CHUNK)
-                elif how == "sendfile":
-                    n = os.sendfile(out, src, None, KERNEL_CHUNK)
-                else:
-                    chunk = os.read(src, CHUNK)
-                    n = len(chunk)
-                    done = 0
-                    while done < n:
-                        done += os.write(out, chunk[done:])
-            except OSError as e:
-                # Across filesystems (image overlay -> NFS home) or where unsupported: step down, nothing
-                # has been written by the failed call.
-                if e.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF) \
-                        and how != "read":
-                    how = "sendfile" if how == "copy_file_range" else "read"
-                    continue
-                raise
-            if not n:
-                break
-            copied += n
-            if copied == size:
-                break  # the listed size: no extra call just to meet the end (the image does not change)
-        if copied != size:
-            raise SourceChanged(src_path)
-        if mode & UMASK:
-            if hook is not None:
-                hook("chmod", tmp_name)
-            os.fchmod(out, mode)
-        if durable:
-            if hook is not None:
-                hook("fsync", tmp_name)
-            os.fsync(out)
-        entry = entry_from_stat(os.fstat(out))
-        fd, out = out, -1
-        if hook is not None:
-            hook("close", tmp_name)
-        os.close(fd)
-        return WriteResult(sha, size, entry)
-    except BaseException:
-        if out >= 0:
-            os.close(out)
-        try:
-            if hook is not None:
-                hook("unlink", tmp_name)
-            os.unlink(tmp_name, dir_fd=dir_fd)
-        except OSError:
-            pass
-        raise
-    finally:
-        os.close(src)
-
-
-def place_new(dir_fd: int, tmp_name: str, name: str, hook=None) -> bool:
-    """Give the temporary file its final name, only if that name is free. False if it is taken."""
-    try:
-        if hook is not None:
-            hook("link", name)
-        os.link(tmp_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-    except FileExistsError:
-        return False
-    except OSError as e:
-        if e.errno not in _NO_LINK:
-            raise
-        if hook is not None:
-            hook("stat", name)
-        try:
-            os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            return False
-        except FileNotFoundError:
-            pass
-        if hook is not None:
-            hook("rename", name)
-        os.rename(tmp_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        return True
-    if hook is not None:
-        hook("unlink", tmp_name)
-    os.unlink(tmp_name, dir_fd=dir_fd)
-    return True
-
-
-def place_replace(dir_fd: int, tmp_name: str, name: str, expect: HomeEntry, hook=None) -> bool:
-    """Rename the temporary file over ``name`` if that is still exactly the file we planned to replace."""
+def still_same(dir_fd: int, name: str, expect: HomeEntry, hook=None) -> bool:
+    """Whether ``name`` in ``dir_fd`` is still exactly the file ``expect`` describes (one lstat)."""
     if hook is not None:
         hook("stat", name)
     try:
         now = entry_from_stat(os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
     except FileNotFoundError:
         return False
-    if not same_file(now, expect):
-        return False
-    if hook is not None:
-        hook("rename", name)
-    os.rename(tmp_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    return True
+    return same_file(now, expect)
 
 
-def remove_if_same(dir_fd: int, name: str, expect: HomeEntry, hook=None) -> bool:
-    if hook is not None:
-        hook("stat", name)
-    try:
-        now = entry_from_stat(os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
-    except FileNotFoundError:
-        return False
-    if not same_file(now, expect):
-        return False
+def unlink(dir_fd: int, name: str, hook=None) -> None:
     if hook is not None:
         hook("unlink", name)
     os.unlink(name, dir_fd=dir_fd)
+
+
+def remove_if_same(dir_fd: int, name: str, expect: HomeEntry, hook=None) -> bool:
+    if not still_same(dir_fd, name, expect, hook):
+        return False
+    unlink(dir_fd, name, hook)
     return True
 
 
 def chmod_if_same(dir_fd: int, name: str, mode: int, expect: HomeEntry, hook=None) -> bool:
-    if hook is not None:
-        hook("open", name)
-    try:
-        fd = os.open(name, O_READ_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
-    except OSError:
+    fd = open_nofollow(dir_fd, name, hook)
+    if fd < 0:
         return False
     try:
         if not same_file(entry_from_stat(os.fstat(fd)), expect):
@@ -536,44 +338,6 @@ def chmod_if_same(dir_fd: int, name: str, mode: int, expect: HomeEntry, hook=Non
         return True
     finally:
         os.close(fd)
-
-
-def write_atomic(dir_fd: int, name: str, data: bytes, tmp_name: str, *, durable: bool = False, hook=None,
-                 mode: int = 0o600) -> HomeEntry:
-    """Replace ``name`` with ``data`` atomically (the manifest, the pending list). Returns the new file's stat."""
-    if hook is not None:
-        hook("create", tmp_name)
-    fd = os.open(tmp_name, O_TEMP_FLAGS, mode, dir_fd=dir_fd)
-    try:
-        view = memoryview(data)
-        done = 0
-        while done < len(data):
-            if hook is not None:
-                hook("write", tmp_name)
-            done += os.write(fd, view[done:])
-        if durable:
-            if hook is not None:
-                hook("fsync", tmp_name)
-            os.fsync(fd)
-        entry = entry_from_stat(os.fstat(fd))
-        if hook is not None:
-            hook("close", tmp_name)
-        os.close(fd)
-        fd = -1
-        if hook is not None:
-            hook("rename", name)
-        os.rename(tmp_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        return entry
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        try:
-            if hook is not None:
-                hook("unlink", tmp_name)
-            os.unlink(tmp_name, dir_fd=dir_fd)
-        except OSError:
-            pass
-        raise
 
 
 def fsync_dir(fd: int) -> None:

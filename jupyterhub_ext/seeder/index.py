@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 
-from . import fsops
+from . import atomic, fsops
 from .model import INDEX_NAME
 from .scan import DEFAULT_EXCLUDES, scan_course
 
@@ -42,7 +42,7 @@ def write_index(source: str, excludes=DEFAULT_EXCLUDES) -> list[str]:
     data, problems = build_index(source, excludes)
     fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY | fsops.O_CLOEXEC)
     try:
-        fsops.write_atomic(fd, INDEX_NAME, data, ".~sd-index-%d.tmp" % os.getpid(), durable=True, mode=0o644)
+        atomic.write_atomic(fd, INDEX_NAME, data, ".~sd-index-%d.tmp" % os.getpid(), durable=True, mode=0o644)
     finally:
         os.close(fd)
     return problems

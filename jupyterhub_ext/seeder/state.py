@@ -15,7 +15,7 @@ import os
 import threading
 import time
 
-from . import fsops
+from . import atomic, fsops
 from . import manifest as manifest_io
 from .model import DIR, Manifest
 
@@ -31,6 +31,20 @@ def _intent(item: object, types: tuple) -> bool:
 
 def temp_name(run_id: str, n: int) -> str:
     return "%s%s-%d.tmp" % (TEMP_PREFIX, run_id, n)
+
+
+def new_run_id() -> str:
+    """A run's name in its temporary files and its journal."""
+    return os.urandom(4).hex()
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 class Place:
@@ -167,21 +181,16 @@ class StateFiles:
             return Manifest(), ["manifest unreadable (%s); starting afresh" % e.strerror]
         try:
             st = os.fstat(fd)
-            chunks = []
-            while True:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
+            data = _read_all(fd)
         finally:
             os.close(fd)
-        return manifest_io.parse(b"".join(chunks), st.st_mtime_ns)
+        return manifest_io.parse(data, st.st_mtime_ns)
 
     def write_manifest(self, manifest: Manifest, source: str, run_id: str, newest_ns: int) -> int:
         """Save the manifest atomically; returns its mtime (later than ``newest_ns`` whenever possible)."""
         dfd = self.manifest.dir_fd(create=True)
         data = manifest_io.dump(manifest, source)
-        entry = fsops.write_atomic(dfd, self.manifest.name, data, temp_name(run_id, 0), durable=self.durable,
+        entry = atomic.write_atomic(dfd, self.manifest.name, data, temp_name(run_id, 0), durable=self.durable,
                                    hook=self.hook)
         # Before we finish, the filesystem clock must be past every mtime we recorded: a student's write in
         # the same tick as ours would otherwise look "untouched". One tick is a few milliseconds.
@@ -207,7 +216,7 @@ class StateFiles:
 
     def write_pending(self, run_id: str, dirs: list[str]) -> None:
         data = json.dumps({"run": run_id, "dirs": dirs}).encode("ascii") + b"\n"
-        fsops.write_atomic(self.pending.dir_fd(create=True), self.pending.name, data, temp_name(run_id, 1),
+        atomic.write_atomic(self.pending.dir_fd(create=True), self.pending.name, data, temp_name(run_id, 1),
                            durable=self.durable, hook=self.hook)
         self.pending_written = True
 
@@ -244,16 +253,11 @@ class StateFiles:
         except OSError:
             return None
         try:
-            chunks = []
-            while True:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
+            data = _read_all(fd)
         finally:
             os.close(fd)
         run_id, dirs, seeded, offered, chmods, removed, made, unmade = "", [], [], [], [], [], [], []
-        for number, line in enumerate(b"".join(chunks).splitlines()):
+        for number, line in enumerate(data.splitlines()):
             try:
                 item = json.loads(line.decode("ascii"))
                 if number == 0:
@@ -273,9 +277,7 @@ class StateFiles:
         self.close_pending()
         try:
             dfd = self.pending.dir_fd(create=False)
-            if self.hook is not None:
-                self.hook("unlink", self.pending.name)
-            os.unlink(self.pending.name, dir_fd=dfd)
+            fsops.unlink(dfd, self.pending.name, self.hook)
         except FileNotFoundError:
             pass
 

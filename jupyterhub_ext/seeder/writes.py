@@ -1,16 +1,15 @@
 """Writing a batch of course files on worker threads: temporary file, journal line, final name.
 
-Kept apart from the bookkeeping in apply.py: here only bytes move. ``parallel`` runs on threads (the copy loop
+Kept apart from the bookkeeping in changes.py: here only bytes move. ``parallel`` runs on threads (the copy loop
 spends its time in system calls and in hashlib, both of which release the GIL), or inline with one job, so
 tests can count and interrupt operations deterministically.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 
-from . import fsops
+from . import atomic, fsops
 from .model import COPY, OFFER, REPLACE, Action
 from .plan import beside_name
 
@@ -62,7 +61,7 @@ class Write:
         self.tmp = tmp
         self.avoid = avoid
         self.known = known  # the course file's sha256, when the index or the manifest already knows it
-        self.result: fsops.WriteResult | None = None
+        self.result: atomic.WriteResult | None = None
         self.placed = ""
         self.error: OSError | fsops.Stopped | None = None
 
@@ -81,12 +80,12 @@ def copy_and_place(batch: list[Write], jobs: int, durable: bool, hook, stop, jou
             try:
                 if w.known is not None:
                     try:  # the bytes need not pass through Python: an in-kernel copy, as cp does
-                        w.result = fsops.copy_temp(a.source.real, w.dir_fd, w.tmp, mode, a.source.size, w.known,
+                        w.result = atomic.copy_temp(a.source.real, w.dir_fd, w.tmp, mode, a.source.size, w.known,
                                                    durable=durable, hook=hook, should_stop=stop)
-                    except fsops.SourceChanged:
+                    except atomic.SourceChanged:
                         w.result = None
                 if w.result is None:
-                    w.result = fsops.write_temp(a.source.real, w.dir_fd, w.tmp, mode, durable=durable, hook=hook,
+                    w.result = atomic.write_temp(a.source.real, w.dir_fd, w.tmp, mode, durable=durable, hook=hook,
                                                 should_stop=stop, buf=buf, expect_size=a.source.size)
                 if a.op != OFFER:  # before the name: a killed run's file is recognised by this hash
                     journal("seeded", [[a.path, w.result.sha, a.source.mode, a.source.size, a.source.mtime_ns]])
@@ -110,9 +109,7 @@ def copy_and_place(batch: list[Write], jobs: int, durable: bool, hook, stop, jou
 
 def drop_temp(w: Write, hook) -> None:
     try:
-        if hook is not None:
-            hook("unlink", w.tmp)
-        os.unlink(w.tmp, dir_fd=w.dir_fd)
+        fsops.unlink(w.dir_fd, w.tmp, hook)
     except FileNotFoundError:
         pass
 
@@ -122,18 +119,18 @@ def place(w: Write, date: str, hook) -> str:
     a = w.action
     assert w.result is not None
     if a.op == COPY:
-        if fsops.place_new(w.dir_fd, w.tmp, w.name, hook):
+        if atomic.place_new(w.dir_fd, w.tmp, w.name, hook):
             return w.name
     elif a.op == REPLACE:
         assert a.expect is not None
-        if fsops.place_replace(w.dir_fd, w.tmp, w.name, a.expect, hook):
+        if atomic.place_replace(w.dir_fd, w.tmp, w.name, a.expect, hook):
             return w.name
     else:
         for n in range(1, 1000):
             candidate = beside_name(w.name, date, n)
             if candidate in w.avoid or candidate == w.name:
                 continue  # never take a name the course itself uses
-            if fsops.place_new(w.dir_fd, w.tmp, candidate, hook):
+            if atomic.place_new(w.dir_fd, w.tmp, candidate, hook):
                 return candidate
             if fsops.file_sha(w.dir_fd, candidate, hook) == w.result.sha:
                 break  # this very version is already there (a run killed before it saved the manifest)
