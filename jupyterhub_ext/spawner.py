@@ -123,10 +123,9 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, PodRequestsMi
         ``pre_spawn_start``, the ``auth_state_hook``, group overrides and the ``pre_spawn_hook`` change the
         spawner: what they set is kept for this start, as with KubeSpawner, and the profile applies over it.
         """
-        self._restored_for_start = False
-        self._restore_configured()  # first: KubeSpawner's names the pod from the (configured) templates
+        self.restore_configured(self._touched_traits())  # first: KubeSpawner names the pod from the templates
         super().clear_state()
-        self._restored_for_start = True
+        self._restored_for_start = True  # start() keeps what the hooks set from here on
 
     # -- the request ---------------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ def merge_init_containers(base: Any, current: Any, plan: Mapping[str, dict]) -> 
 
 def merge_tolerations(base: Any, current: Any) -> Any:
     """The configured tolerations back under a profile's list override."""
-    return restored(base, current, toleration_key, key=lambda t: f"configured-{t.get('key', 'any')}")
+    return restored(base, current, toleration_key, key=lambda t: f"configured-{toleration_key(t)[0] or 'any'}")
 
 
 def merge_security(configured: Any, ours: Mapping[str, Any]) -> dict[str, Any]:
