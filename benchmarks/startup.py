@@ -46,7 +46,26 @@ def configs() -> dict[str, str]:
     return {"vanilla": vanilla, "ours": ours}
 
 
-def one_start(kind: str, config: str, kubeconfig: str, timeout: float = 120) -> dict:
+class PortTaken(RuntimeError):
+    """Another process bound one of the hub's ports between picking it and the hub's bind: not a result."""
+
+
+def hub_log_tail(log: str, lines: int = 40) -> str:
+    """The hub's own last lines: the proxy's 404s while the hub is not routed yet would hide the reason."""
+    return "\n".join([line for line in log.splitlines() if "[ConfigProxy]" not in line][-lines:])
+
+
+def one_start(kind: str, config: str, kubeconfig: str, timeout: float = 120, attempts: int = 3) -> dict:
+    for attempt in range(attempts):
+        try:
+            return timed_start(kind, config, kubeconfig, timeout)
+        except PortTaken:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def timed_start(kind: str, config: str, kubeconfig: str, timeout: float) -> dict:
     from tests.support.hub_process import launch_hub
 
     t0 = time.perf_counter()
@@ -62,9 +81,12 @@ def one_start(kind: str, config: str, kubeconfig: str, timeout: float = 120) -> 
                 except requests.RequestException:
                     pass
                 if not hub.alive:
-                    raise RuntimeError(f"{kind} hub exited during start-up:\n{hub.log_text()[-3000:]}")
+                    log = hub.log_text()
+                    if "address already in use" in log.lower():
+                        raise PortTaken(kind)
+                    raise RuntimeError(f"{kind} hub exited during start-up:\n{hub_log_tail(log)}")
                 if time.perf_counter() - t0 > timeout:
-                    raise RuntimeError(f"{kind} hub not healthy after {timeout}s:\n{hub.log_text()[-3000:]}")
+                    raise RuntimeError(f"{kind} hub not healthy after {timeout}s:\n{hub_log_tail(hub.log_text())}")
                 time.sleep(0.01)
         elapsed = time.perf_counter() - t0
         return {"seconds": elapsed, "hub_cpu_seconds": process_cpu_seconds(hub.proc.pid),
