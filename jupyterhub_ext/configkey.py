@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Mapping
 
 from traitlets.config import Configurable
@@ -25,9 +26,14 @@ def config_key(obj: Configurable, trait: str, default_section: str | None = None
     ``helm_keys`` maps ``<Section>.<trait>`` names to the Helm value the chart sets them from, appended as
     ``(Helm: singleuser.uid)``. A setting passed to the constructor rather than through config names the class.
     """
-    for section in reversed(obj.section_names()):  # most specific first: the one traitlets applied last
+    for section in _sections_most_specific_first(type(obj)):  # the one traitlets applied last comes first
         if f"{section}.{trait}" in obj.config:
             key = f"{section}.{trait}"
             helm = (helm_keys or {}).get(key)
             return f"{key} (Helm: {helm})" if helm else key
     return f"{default_section or obj.__class__.__name__}.{trait}"
+
+
+@cache
+def _sections_most_specific_first(cls: type[Configurable]) -> tuple[str, ...]:
+    return tuple(reversed(cls.section_names()))  # a class's sections never change; every start asks

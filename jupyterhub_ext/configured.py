@@ -22,7 +22,9 @@ class ConfiguredValues:
 
     def restore_configured(self, names: Iterable[str]) -> None:
         """Capture ``names`` (those not captured yet), then put every captured trait back to its configured value."""
-        for name in names:
+        fresh = {name for name in names if name not in self._configured_values}
+        for name in fresh:
             self.configured(name)
         for name, value in self._configured_values.items():
-            setattr(self, name, copy.deepcopy(value))
+            if name not in fresh:  # a trait captured just now holds its configured value already
+                setattr(self, name, copy.deepcopy(value))

@@ -107,8 +107,19 @@ def check_owner_id(value: Any, key: str) -> None:
                                f"got {value!r}")
 
 
+_PASSED: list[StorageSettings] = []  # settings that passed, newest first: every start checks the same few
+
+
 def check_settings(s: StorageSettings, key: KeyOf) -> None:
     """Refuse settings that cannot work or that would expose one user's files to another."""
+    if s in _PASSED:
+        return
+    _check_settings(s, key)
+    _PASSED.insert(0, s)
+    del _PASSED[16:]
+
+
+def _check_settings(s: StorageSettings, key: KeyOf) -> None:
     for name in ("uid", "gid", "fs_gid"):
         check_owner_id(getattr(s, name), key(name))
     _check_mount_path(s.home_mount_path, key("home_mount_path"))

@@ -17,10 +17,11 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNS = {
-    "spawn_burst": ["--users", "3", "--rounds", "1", "--timeout", "120"],
-    "form": ["--iterations", "20"],
-    "startup": ["--runs", "1", "--no-warm-up"],
+RUNS = {  # name: (script, arguments)
+    "spawn_burst": ("spawn_burst", ["--users", "3", "--rounds", "1", "--timeout", "120"]),
+    "spawner_only": ("spawn_burst", ["--spawner-only", "--iterations", "5"]),
+    "form": ("form", ["--iterations", "20"]),
+    "startup": ("startup", ["--runs", "1", "--no-warm-up"]),
 }
 
 
@@ -30,9 +31,9 @@ def outputs(tmp_path_factory):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("KUBECONFIG", None)  # the scripts make their own (emulated cluster or a dummy one)
     procs = {}
-    for name, args in RUNS.items():
+    for name, (script, args) in RUNS.items():
         procs[name] = subprocess.Popen(
-            [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args, "--json", str(out / f"{name}.json")],
+            [sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), *args, "--json", str(out / f"{name}.json")],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     results = {}
     for name, proc in procs.items():
@@ -46,12 +47,13 @@ def outputs(tmp_path_factory):
     return results
 
 
-def check_common(name, outputs) -> dict:
+def check_common(name, outputs, benchmark: str | None = None) -> dict:
     code, stdout, doc = outputs[name]
+    benchmark = benchmark or name
     assert code == 0, stdout[-4000:]
     assert doc is not None, stdout[-4000:]
-    assert doc["benchmark"] == name
-    assert doc["command"].startswith(f"benchmarks/{name}.py")
+    assert doc["benchmark"] == benchmark
+    assert doc["command"].startswith(f"benchmarks/{RUNS[name][0]}.py")
     m = doc["machine"]
     assert m["nproc"] >= 1 and m["cpu_model"] and m["python"] and m["packages"]["jupyterhub"]
     assert "|" in stdout  # the printed table
@@ -78,6 +80,13 @@ def test_spawn_burst(outputs):
         assert any(k.startswith("create pods") for k in r["k8s_requests_by_kind"])
     assert set(results["targets"]) == {"hub_time_ratio_le_1.05", "requests_per_spawn_le_vanilla", "zero_failures"}
     assert isinstance(results["pod_differences"], list)
+
+
+def test_spawner_only(outputs):
+    results = check_common("spawner_only", outputs, "spawn_burst --spawner-only")
+    for kind in ("ours", "vanilla"):
+        s = results["cpu_ms"][kind]
+        assert s["n"] == 10 and finite(s["p50"]) and s["p50"] <= s["p95"], (kind, s)
 
 
 def test_form(outputs):
