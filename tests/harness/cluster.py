@@ -57,7 +57,7 @@ class EmulatedCluster:
                  default_image: ImageConfig | None = None, command_map: dict[str, list[str]] | None = None,
                  missing_images: list[str] | None = None, isolation: str = "auto",
                  scheduler_retry: float = 1.0, backoff_base: float = 1.0, backoff_max: float = 10.0,
-                 kill_grace_cap: float = 10.0, keep_data: bool = False):
+                 kill_grace_cap: float = 10.0, keep_data: bool = False, feature_gates: tuple[str, ...] = ()):
         self._own_dir = data_dir is None
         self.data_dir = os.path.abspath(data_dir or tempfile.mkdtemp(prefix="k8s-emulated-"))
         os.makedirs(self.data_dir, exist_ok=True)
@@ -71,6 +71,7 @@ class EmulatedCluster:
                                     backoff_max=backoff_max, kill_grace_cap=kill_grace_cap)
         self.scheduler_retry = scheduler_retry
         self.keep_data = keep_data
+        self.feature_gates = frozenset(feature_gates)  # e.g. ("ImageVolume",): off unless a test turns it on
         self.faults = Faults()
         self.requests = RequestLog()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -108,7 +109,7 @@ class EmulatedCluster:
 
     async def _astart(self) -> None:
         default_sc = next((s.name for s in self.storage_classes if s.default), None)
-        self.store = Store(default_storage_class=default_sc)
+        self.store = Store(default_storage_class=default_sc, feature_gates=self.feature_gates)
         self.server = KubeAPIServer(self.store, self.faults, self.requests)
         self.url = await self.server.start()
         self.kubeconfig = self.server.write_kubeconfig(os.path.join(self.data_dir, "kubeconfig.yaml"))

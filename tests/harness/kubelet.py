@@ -62,6 +62,12 @@ class ImageConfig:
     working_dir: str = "/home/jovyan"
     dirs: dict[str, tuple[int, int, int]] = field(default_factory=lambda: {"/home/jovyan": (1000, 100, 0o755)})
     size: int = 1_073_741_824
+    # What the image ships beyond the host's root (which stands in for every image): a path in the image -> the
+    # host directory that holds it, seen read-only; e.g. a course image's {"/course": ..., "/opt/course-seeder": ...}
+    content: dict[str, str] = field(default_factory=dict)
+    # Host paths the image does not have (hidden in its containers): e.g. the package directory, for a
+    # third-party image without jupyterhub_ext
+    lacks: list[str] = field(default_factory=list)
 
     def full_env(self) -> dict[str, str]:
         base = {"PATH": f"{VENV_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -530,9 +536,28 @@ class Kubelet:
             return self.dirs.ensure_pv({"metadata": {"name": name}, "spec": {"csi": {
                 "driver": v["csi"].get("driver"), "volumeHandle": (v["csi"].get("volumeAttributes") or {}).get(
                     "volumeHandle", name)}}})
-        # projected, downwardAPI and anything else: an empty read-only directory
+        if "image" in v:
+            return self._image_volume(rt, name, v["image"])
+        # projected and downwardAPI (the API server refuses other sources): an empty read-only directory
         path = os.path.join(base, "kubernetes.io~projected", name)
         os.makedirs(path, exist_ok=True)
+        rt.read_only_volumes.add(name)
+        return path
+
+    def _image_volume(self, rt: PodRuntime, name: str, source: dict) -> str:
+        """An image volume (feature gate ImageVolume): the image's files, read-only. Here an image's files beyond
+        the host's root are its ``content``, copied once per pod into the volume's directory."""
+        image = source.get("reference", "")
+        if any(fnmatch.fnmatch(image, p) for p in self.missing_images):
+            raise VolumeNotReady(f'failed to pull image "{image}": rpc error: code = NotFound desc = '
+                                 f"{image}: not found")
+        path = os.path.join(rt.dir, "volumes", "kubernetes.io~image", name)
+        if not os.path.isdir(path):
+            os.makedirs(path)
+            for inside, src in self.image_config(image).content.items():
+                shutil.copytree(src, path + os.path.normpath(inside), symlinks=True,
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            self._event(rt, "Normal", "Pulled", f'Container image "{image}" already present on machine')
         rt.read_only_volumes.add(name)
         return path
 
@@ -758,6 +783,10 @@ class Kubelet:
             env = self._container_env(rt, pod, c.spec, img)
             uid, gid, groups = self._security(pod, c.spec, img)
             mounts = self._mounts(rt, c.spec, env)
+            # the image's own files under whatever the pod mounts (a volume at one of these paths would win)
+            taken = {m["target"] for m in mounts}
+            mounts = [{"source": src, "target": target, "readOnly": True}
+                      for target, src in img.content.items() if target not in taken] + mounts
         except ContainerConfigError as e:
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}}
             self._event(rt, "Warning", "Failed", f"Error: {e}", c)
@@ -776,7 +805,7 @@ class Kubelet:
         scratch = os.path.join(rt.dir, "scratch", f"{c.name}-{n}")
         spec = {"argv": argv, "env": env, "cwd": cwd, "uid": uid, "gid": gid, "groups": groups,
                 "hostname": env["HOSTNAME"], "mounts": mounts, "image_dirs": {k: list(v) for k, v in img.dirs.items()},
-                "scratch": scratch, "isolation": self.isolation, "hide": [self.data_dir], "expose": EXPOSE,
+                "scratch": scratch, "isolation": self.isolation, "hide": [self.data_dir, *img.lacks], "expose": EXPOSE,
                 "rootfs": os.path.join(rt.dir, "rootfs", c.name)}
         self._event(rt, "Normal", "Created", f"Created container {c.name}", c)
         code, err = await self._spawn(c, spec)

@@ -303,6 +303,8 @@ def default_pod(pod: dict) -> None:
         for src in ("secret", "configMap"):
             if src in v:
                 v[src].setdefault("defaultMode", 0o644)
+        if isinstance(v.get("image"), dict) and v["image"].get("reference"):
+            v["image"].setdefault("pullPolicy", _image_pull_policy(v["image"]["reference"]))
     status = pod.setdefault("status", {})
     status.setdefault("phase", "Pending")
     status.setdefault("qosClass", qos_class(spec))
@@ -329,7 +331,32 @@ _EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 
-def validate_pod(pod: Mapping, errs: FieldErrors) -> None:
+# Volume sources the kubelet (tests/harness/kubelet.py) knows how to provide; anything else is refused here.
+VOLUME_SOURCES = ("persistentVolumeClaim", "emptyDir", "secret", "configMap", "hostPath", "nfs", "csi", "projected",
+                  "downwardAPI", "image")
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+
+def _validate_volume_source(v: Mapping, p: str, errs: FieldErrors, feature_gates: frozenset[str]) -> None:
+    given = [k for k in v if k != "name"]
+    if "image" in given and "ImageVolume" not in feature_gates:
+        # an API server with the gate off drops the field it does not serve, and the volume is left with none
+        given.remove("image")
+    if not given:
+        errs.required(p, "must specify a volume type")
+    elif len(given) > 1:
+        errs.forbidden(f"{p}.{given[1]}", "may not specify more than 1 volume type")
+    elif given[0] not in VOLUME_SOURCES:
+        errs.not_supported(p, given[0], VOLUME_SOURCES)
+    elif given[0] == "image":
+        image = v["image"] or {}
+        if not image.get("reference"):
+            errs.required(f"{p}.image.reference")
+        if image.get("pullPolicy") is not None and image["pullPolicy"] not in PULL_POLICIES:
+            errs.not_supported(f"{p}.image.pullPolicy", image["pullPolicy"], PULL_POLICIES)
+
+
+def validate_pod(pod: Mapping, errs: FieldErrors, feature_gates: frozenset[str] = frozenset()) -> None:
     spec = pod.get("spec") or {}
     volumes = spec.get("volumes") or []
     vol_names = set()
@@ -340,6 +367,7 @@ def validate_pod(pod: Mapping, errs: FieldErrors) -> None:
         elif name in vol_names:
             errs.duplicate(f"spec.volumes[{i}].name", name)
         vol_names.add(name)
+        _validate_volume_source(v, f"spec.volumes[{i}]", errs, feature_gates)
         if "persistentVolumeClaim" in v and not (v["persistentVolumeClaim"] or {}).get("claimName"):
             errs.required(f"spec.volumes[{i}].persistentVolumeClaim.claimName")
     containers = spec.get("containers")
@@ -475,10 +503,11 @@ def default_object(rt: ResourceType, obj: dict, default_storage_class: str | Non
         obj.setdefault("type", "Normal")
 
 
-def validate_object(rt: ResourceType, obj: Mapping, errs: FieldErrors) -> None:
+def validate_object(rt: ResourceType, obj: Mapping, errs: FieldErrors,
+                    feature_gates: frozenset[str] = frozenset()) -> None:
     validate_metadata(obj.get("metadata") or {}, errs)
     if rt.kind == "Pod":
-        validate_pod(obj, errs)
+        validate_pod(obj, errs, feature_gates)
     elif rt.kind == "PersistentVolumeClaim":
         spec = obj.get("spec") or {}
         if not spec.get("accessModes"):

@@ -89,8 +89,10 @@ class Watch:
 
 
 class Store:
-    def __init__(self, history_limit: int = 200_000, default_storage_class: str | None = "standard"):
+    def __init__(self, history_limit: int = 200_000, default_storage_class: str | None = "standard",
+                 feature_gates: frozenset[str] = frozenset()):
         self.rv = 1
+        self.feature_gates = frozenset(feature_gates)  # API server feature gates turned on (e.g. ImageVolume)
         self.objects: dict[str, dict[str, dict[str, dict]]] = {p: {} for p in TYPES}
         self.by_uid: dict[str, tuple[str, str, str]] = {}
         self.dependents: dict[str, set[tuple[str, str, str]]] = {}
@@ -294,7 +296,7 @@ class Store:
         meta["generation"] = 1
         default_object(rt, obj, self.default_storage_class)
         errs = FieldErrors()
-        validate_object(rt, obj, errs)
+        validate_object(rt, obj, errs, self.feature_gates)
         errs.raise_if_any(rt, name)
         meta["resourceVersion"] = str(self._next_rv())
         self._put(rt, obj)
@@ -372,7 +374,7 @@ class Store:
                 meta.pop(k, None)
         meta["name"] = name
         errs = FieldErrors()
-        validate_object(rt, new, errs)
+        validate_object(rt, new, errs, self.feature_gates)
         if rt.kind == "Pod" and not internal and subresource is None:
             pod_update_errors(old, new, errs)
         errs.raise_if_any(rt, name)
