@@ -1,7 +1,7 @@
 """ProfilesKubeSpawner: KubeSpawner with a validated catalog, per-user profiles and server-side enforcement.
 
 Where each concern lives (docs/architecture.md): the catalog and the user's view in :mod:`.profiles`, the form in
-:mod:`.form`, storage in :mod:`.storage`, the course hook in :mod:`.course`, retry-safe pod requests in
+:mod:`.form`, storage in :mod:`.storage`, course delivery in :mod:`.courses`, retry-safe pod requests in
 :mod:`.podrequests`. This module ties them to one start.
 """
 
@@ -19,7 +19,7 @@ from traitlets.config import Config
 from . import form
 from .catalog import kubespawner as ks
 from .configured import ConfiguredValues
-from .course import CourseMixin
+from .courses.kube import KubeCourseMixin
 from .errors import CONFIG_ERROR_PREFIX, ConfigError, ConfigUnusable, ShownError, SpawnRefused
 from .pending import timeout_message
 from .podrequests import START_ANNOTATION, PodDeleteFailed, PodRequestsMixin, api_error_text
@@ -43,7 +43,8 @@ class StartTimedOut(ShownError, TimeoutError):
     """A start that gave up, with what the pod was waiting for; JupyterHub logs and counts it as a timeout."""
 
 
-class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, PodRequestsMixin, ConfiguredValues, KubeSpawner):
+class ProfilesKubeSpawner(CatalogMixin, StorageMixin, KubeCourseMixin, PodRequestsMixin, ConfiguredValues,
+                          KubeSpawner):
     """KubeSpawner whose ``profile_list`` comes from a validated catalog, filtered for each user.
 
     The same per-user list renders the form and checks every request (form or REST API) before anything
@@ -159,8 +160,9 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, CourseMixin, PodRequestsMi
 
     def _apply_storage_and_hooks(self, before: dict[str, Any]) -> None:
         # storage and the seeder apply to every start, merged over whatever the profile set
-        self.apply_storage_plan(self.who(), before)
-        self.lifecycle_hooks = self.combined_lifecycle_hooks(self.lifecycle_hooks)
+        who = self.who()
+        self.apply_storage_plan(who, before)
+        self.apply_courses(who)  # after the storage plan: course init containers mount its home
 
     # -- the start -----------------------------------------------------------------------------------
 

@@ -27,10 +27,10 @@ def check_local_spawner(spawner) -> None:
         raise ConfigError(f"{section}.data_dir", "must be set")
     if not os.path.isabs(spawner.data_dir):
         spawner.data_dir = os.path.abspath(spawner.data_dir)
-    if spawner.course_source:
-        if not os.path.isdir(spawner.course_source):
-            raise ConfigError(f"{section}.course_source", f"{spawner.course_source!r} is not a directory")
-        spawner.seed_command(os.path.join(spawner.data_dir, "homes", "user"))  # the seeder's own argument checks
+    for course in spawner.course_list():  # parsed and checked, naming the key
+        if not os.path.isdir(course.source):
+            raise ConfigError(course.source_key, f"{course.source!r} is not a directory")
+        spawner.seed_command(os.path.join(spawner.data_dir, "homes", "user"), course)  # the seeder's own checks
     command = shutil.which(spawner.cmd[0]) if spawner.cmd else None
     if command is None:
         raise ConfigError(f"{section}.cmd", f"{spawner.cmd[:1]} is not an installed command")
@@ -53,8 +53,7 @@ def check_local_spawner(spawner) -> None:
 def _check_reachable(spawner, command: str, mode: str) -> None:
     """The servers' account must be able to run the server and the seeder and reach the data directory."""
     checks = [("x", command), ("rx", spawner.course_python)]
-    if spawner.course_source:
-        checks.append(("rx", os.path.abspath(spawner.course_source)))
+    checks += [("rx", os.path.abspath(course.source)) for course in spawner.course_list()]
     layout = spawner.layout
     checks += [("x", layout.root), ("x", layout.homes), ("rx", layout.shared)]
     if mode == accounts.PER_USER:

@@ -20,7 +20,8 @@ from traitlets.config import Config
 from ..catalog import kubespawner as ks
 from ..catalog.access import ProfileView, View
 from ..configured import ConfiguredValues
-from ..course import CourseMixin
+from ..courses.model import Course
+from ..courses.traits import CourseListTraits
 from ..errors import ConfigError, SpawnRefused
 from ..profiles import CatalogMixin
 from ..seeder import MODULE, hook_command
@@ -54,7 +55,7 @@ def _detected_accelerators() -> tuple[str, ...]:
     return tuple(detect_accelerators())
 
 
-class LocalProfilesSpawner(CatalogMixin, NamingTraits, CourseMixin, ConfiguredValues, LocalProcessSpawner):
+class LocalProfilesSpawner(CatalogMixin, NamingTraits, CourseListTraits, ConfiguredValues, LocalProcessSpawner):
     """JupyterHub's LocalProcessSpawner offering the server-profile catalog, one home per user under a data
     directory, a shared folder, and the course seeder run before each start.
 
@@ -63,6 +64,7 @@ class LocalProfilesSpawner(CatalogMixin, NamingTraits, CourseMixin, ConfiguredVa
     """
 
     catalog_config_name = "LocalProfilesSpawner"
+    course_kinds = ("directory",)
 
     data_dir = Unicode(
         config=True,
@@ -101,6 +103,11 @@ class LocalProfilesSpawner(CatalogMixin, NamingTraits, CourseMixin, ConfiguredVa
         config=True,
         help="Folder of the home the course material goes to, relative to the home ('' for the home itself).",
     )
+
+    def legacy_course(self) -> dict | None:
+        if not self.course_source:
+            return None
+        return {"name": "course", "directory": self.course_source, "folder": self.course_dest or "."}
 
     @default("data_dir")
     def _data_dir_default(self) -> str:
@@ -293,9 +300,11 @@ class LocalProfilesSpawner(CatalogMixin, NamingTraits, CourseMixin, ConfiguredVa
             for warning in warnings:
                 self.log.warning("%s: %s", self.user.name, warning)
             self.home, self._identity = home, ident
-            if self.course_source:
+            courses = self.courses_of(self.who())
+            if courses:
                 self._event(30, "Copying course material")
-                await self._seed(home, ident)
+            for course in courses:
+                await self._seed(home, ident, course)
             self._event(60, "Starting JupyterLab")
             log_path = os.path.join(layout.server_logs, os.path.basename(home) + ".log")
             log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - the child keeps its own copy
@@ -315,20 +324,18 @@ class LocalProfilesSpawner(CatalogMixin, NamingTraits, CourseMixin, ConfiguredVa
         finally:
             self._starting = False
 
-    def seed_command(self, home: str) -> list[str]:
-        dest = os.path.normpath(os.path.join(home, self.course_dest)) if self.course_dest else home
-        if dest != home and not dest.startswith(home + os.sep):
-            raise ConfigError(f"{self.catalog_config_name}.course_dest", f"{self.course_dest!r} leaves the home")
+    def seed_command(self, home: str, course: Course) -> list[str]:
+        dest = os.path.normpath(os.path.join(home, course.folder)) if course.folder else home
         try:
-            return hook_command(os.path.abspath(self.course_source), dest, time_budget=self.course_time_budget,
-                                on_deleted=self.course_on_deleted, python=self.course_python, module=MODULE,
-                                fail_safe=False)
+            return hook_command(os.path.abspath(course.source), dest, time_budget=course.time_budget,
+                                on_deleted=course.on_deleted, python=self.course_python, module=MODULE,
+                                fail_safe=False, excludes=course.exclude)
         except ValueError as e:
-            raise ConfigError(f"{self.catalog_config_name}.course_source", str(e)) from None
+            raise ConfigError(course.source_key, str(e)) from None
 
-    async def _seed(self, home: str, ident: accounts.Identity) -> None:
+    async def _seed(self, home: str, ident: accounts.Identity, course: Course) -> None:
         """Run the seeder as the user, in their home, before their server starts. Never fails the start."""
-        argv = self.seed_command(home)
+        argv = self.seed_command(home, course)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "USER": self.user.name,
                "LANG": os.environ.get("LANG", "C.UTF-8")}
         started = time.monotonic()
@@ -337,7 +344,7 @@ class LocalProfilesSpawner(CatalogMixin, NamingTraits, CourseMixin, ConfiguredVa
                 *argv, cwd=home, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True, **ident.popen_kwargs(self.runtime_view()))
             try:
-                out, _ = await asyncio.wait_for(proc.communicate(), self.course_time_budget + 30)
+                out, _ = await asyncio.wait_for(proc.communicate(), course.time_budget + 30)
             except asyncio.TimeoutError:
                 proc.kill()
                 out, _ = await proc.communicate()
@@ -376,8 +383,7 @@ class LocalProfilesSpawner(CatalogMixin, NamingTraits, CourseMixin, ConfiguredVa
         command = shutil.which(self.cmd[0]) if self.cmd else None
         if command:
             paths.append(command)
-        if self.course_source:
-            paths.append(os.path.abspath(self.course_source))
+        paths += [os.path.abspath(c.source) for c in self.course_list()]
         return paths
 
     def user_env(self, env: dict) -> dict:

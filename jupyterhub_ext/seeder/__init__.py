@@ -30,12 +30,13 @@ def hook_command(
     python: str = "python3",
     module: str = MODULE,
     fail_safe: bool = True,
+    excludes: "tuple[str, ...] | list[str]" = (),
 ) -> list[str]:
     """The argv for a Kubernetes ``lifecycle.postStart.exec.command`` that seeds ``dest`` from ``source``.
 
     ``state``/``log``: manifest and log file paths (default ``<dest>/.course-seeder/``; ``log=""`` disables
     the log). ``time_budget``: seconds before the seeder stops cleanly (the next start finishes the job).
-    ``on_deleted``: one of :data:`POLICY_CHOICES`. ``module``: where the seeder is importable in the image.
+    ``on_deleted``: one of :data:`POLICY_CHOICES`. ``module``: where the seeder is importable in the image. ``excludes``: name patterns left out (``--exclude``).
 
     The seeder itself always exits 0 in hook mode, but a hook that cannot even start Python (no ``python3``
     in the image, the package not installed) would fail the pod with ``FailedPostStartHook``. With
@@ -62,6 +63,10 @@ def hook_command(
         argv += ["--state", state]
     if log is not None:
         argv += ["--log", log]
+    for pattern in excludes:
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError("seeder exclude patterns must be non-empty strings, not %r" % (pattern,))
+        argv += ["--exclude", pattern]
     if fail_safe:
         return ["/bin/sh", "-c", '"$@" || true', "course-seeder"] + argv
     return argv

@@ -208,13 +208,28 @@ def test_every_eks_pod_requires_a_user_node_and_keeps_the_chart_tolerations(pods
         assert pod["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true"
 
 
-def test_every_pod_seeds_the_course_from_the_image_path(pods):
-    """The postStart hook runs the seeder from /opt/course (where images/singleuser puts it) into the home."""
+def test_every_pod_gets_the_course_whatever_its_image(pods):
+    """The course image seeds the home from an init container (as the user, the notebook's home mount), so
+    third-party profile images (PySpark, Elyra, gpu-jupyter, Neuron) get the course too; postStart is untouched."""
+    from jupyterhub_ext.courses.model import IMAGE_COURSE_DIR
+
+    images = set()
     for name, label, pod in _each_pod(pods):
-        command = container(pod)["lifecycle"]["postStart"]["exec"]["command"]
-        joined = " ".join(command)
-        assert "-m jupyterhub_ext.seeder --source /opt/course --dest /home/jovyan" in joined, f"{name}/{label}"
-        assert "|| true" in joined, f"{name}/{label}: an image without the seeder must still start"
+        where = f"{name}/{label}"
+        images.add(container(pod)["image"].rsplit(":", 1)[0])
+        init = pod["spec"]["initContainers"][-1]
+        assert init["name"] == "course-course", where
+        assert init["image"] == "ghcr.io/example-org/jupyterhub-ext-course:0.1.0", where
+        assert init["securityContext"]["runAsUser"] == 1000 and init["securityContext"]["runAsNonRoot"], where
+        home = next(m for m in container(pod)["volumeMounts"] if m["mountPath"] == "/home/jovyan")
+        (mount,) = init["volumeMounts"]
+        assert (mount["name"], mount["mountPath"], mount.get("subPath")) == \
+            (home["name"], "/home/jovyan", home.get("subPath")), where
+        command = init["command"]
+        assert command[command.index("--source") + 1] == IMAGE_COURSE_DIR, where
+        assert command[command.index("--dest") + 1] == "/home/jovyan", where
+        assert "postStart" not in (container(pod).get("lifecycle") or {}), where  # nothing asked of the image
+    assert len(images) >= 4, images  # the catalog's own images, none of which carries the seeder
 
 
 # -- the local run (jupyterhub_config.py) offers the catalog of the Helm values ----------------------------------

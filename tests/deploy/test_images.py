@@ -26,6 +26,7 @@ from .z2jh_chart import ROOT, Z2JH
 
 HUB = ROOT / "images" / "hub" / "Dockerfile"
 SINGLEUSER = ROOT / "images" / "singleuser" / "Dockerfile"
+COURSE_IMAGE = ROOT / "images" / "course" / "Dockerfile"
 COURSE = ROOT / "images" / "singleuser" / "course"
 HUB_VENV_PYTHON = ROOT / ".venv" / "bin" / "python"  # scripts/test's "hub" environment: the image's pins
 
@@ -51,7 +52,7 @@ def hadolint() -> str:
     return exe
 
 
-@pytest.mark.parametrize("dockerfile", [HUB, SINGLEUSER], ids=["hub", "singleuser"])
+@pytest.mark.parametrize("dockerfile", [HUB, SINGLEUSER, COURSE_IMAGE], ids=["hub", "singleuser", "course"])
 def test_hadolint_is_clean_at_the_strictest_threshold(dockerfile):
     proc = subprocess.run([hadolint(), "--failure-threshold", "style", "--no-color", str(dockerfile)],
                           capture_output=True, text=True)
@@ -82,11 +83,24 @@ def test_hadolint_would_catch_a_bad_dockerfile(tmp_path):
 
 
 def _copies(dockerfile: Path) -> list[tuple[list[str], str]]:
-    out = []
+    """(sources, destination) of each COPY from the build context; a COPY --from a stage is followed into
+    the stage's own COPYs (a stage copied whole, ``/``, lands at the destination)."""
+    out, stages, current = [], {}, None
     for word, args in instructions(dockerfile):
-        if word == "COPY":
-            parts = [p for p in shlex.split(args) if not p.startswith("--")]
-            out.append((parts[:-1], parts[-1]))
+        if word == "FROM":
+            current = args.split(" AS ")[-1].strip() if " AS " in args else None
+        elif word == "COPY":
+            parts = shlex.split(args)
+            source_stage = next((p.split("=", 1)[1] for p in parts if p.startswith("--from=")), None)
+            parts = [p for p in parts if not p.startswith("--")]
+            copy = (parts[:-1], parts[-1])
+            if source_stage in stages:
+                for sources, dest in stages[source_stage]:
+                    out.append((sources, copy[1].rstrip("/") + "/" + dest.lstrip("/")))
+            elif current is not None:
+                stages.setdefault(current, []).append(copy)
+            else:
+                out.append(copy)
     return out
 
 
@@ -102,7 +116,7 @@ def _ignored(dockerfile: Path, source: str) -> bool:
     return ignored
 
 
-@pytest.mark.parametrize("dockerfile", [HUB, SINGLEUSER], ids=["hub", "singleuser"])
+@pytest.mark.parametrize("dockerfile", [HUB, SINGLEUSER, COURSE_IMAGE], ids=["hub", "singleuser", "course"])
 def test_every_copied_path_exists_and_reaches_the_build(dockerfile):
     for sources, _ in _copies(dockerfile):
         for source in sources:
@@ -118,6 +132,18 @@ def test_hub_image_is_the_charts_own_and_ends_unprivileged():
     (install,) = [args for word, args in steps if word == "RUN" and "pip install" in args]
     assert "--constraint /tmp/hub-constraints.txt" in install and "pip freeze --all" in install
     assert "pip check" in install
+
+
+def test_course_image_is_pinned_non_root_and_where_the_spawner_looks():
+    from jupyterhub_ext.courses.model import IMAGE_COURSE_DIR, IMAGE_SEEDER_DIR
+
+    steps = instructions(COURSE_IMAGE)
+    bases = [args for word, args in steps if word == "FROM"]
+    assert re.fullmatch(r"docker\.io/library/python:3\.\d+\.\d+-slim-\w+", bases[-1]), bases
+    assert [args for word, args in steps if word == "USER"][-1] == "1000:100"
+    copies = dict((dest.rstrip("/"), sources) for sources, dest in _copies(COURSE_IMAGE))
+    assert copies[IMAGE_COURSE_DIR] == ["images/singleuser/course/"]
+    assert copies[f"{IMAGE_SEEDER_DIR}/seeder"] == ["jupyterhub_ext/seeder/"]
 
 
 def test_user_image_is_pinned_and_non_root():
