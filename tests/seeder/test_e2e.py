@@ -54,6 +54,7 @@ def seeded_hub(request, cluster, course):  # noqa: F811
     config = "\n".join([
         chart_spawner_config(cluster.kubeconfig, "aks-classroom"),
         "c.KubeSpawner.start_timeout = 60",
+        "c.ProfilesKubeSpawner.courses = []",  # the values' course image is replaced by the shorthand here
         f"c.ProfilesKubeSpawner.course_source = {COURSE_IN_IMAGE!r}",
         "c.ProfilesKubeSpawner.course_dest = '/home/jovyan'",
         "c.ProfilesKubeSpawner.course_on_deleted = 'respect'",  # not the default: the setting must reach the pod
