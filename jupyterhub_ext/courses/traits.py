@@ -60,8 +60,9 @@ class CourseListTraits(HasTraits):
     )
 
     def legacy_course(self) -> dict[str, Any] | None:
-        """``course_source`` as one entry of the course list, or None."""
-        raise NotImplementedError
+        """``course_source`` as one entry of the course list, or None. None here: a spawner that offers the
+        shorthand says what it means there (a directory of the user image, or of this machine)."""
+        return None
 
     def course_list(self) -> tuple[Course, ...]:
         """Every configured course, checked; raises ConfigError naming the key as written."""
