@@ -20,6 +20,7 @@ import threading  # noqa: E402
 
 from .apply import DEFAULT_LOCK_TIMEOUT, Options, run  # noqa: E402
 from .index import INDEX_NAME, write_index  # noqa: E402
+from .notice import NOTICE_NAME  # noqa: E402
 from .model import DEFAULT_ON_DELETED, DEFAULT_TIME_BUDGET, POLICY_CHOICES, RECORD  # noqa: E402
 from .scan import DEFAULT_EXCLUDES  # noqa: E402
 
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and pending lists sit beside it")
     p.add_argument("--log", help="log file, one summary line per run (default: DEST/.course-seeder/seeder.log;"
                                  " '' for none)")
+    p.add_argument("--notice", default=NOTICE_NAME, metavar="NAME",
+                   help="file in DEST telling the student what changed (a newer version beside their copy, "
+                        "a file put back), written only when there is news; '' for none (default: %(default)s)")
     p.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET, metavar="SECONDS",
                    help="stop cleanly after this long; the next start carries on (default: %(default)g)")
     p.add_argument("--on-deleted", choices=POLICY_CHOICES, default=DEFAULT_ON_DELETED,
@@ -108,7 +112,7 @@ def main(argv: "list[str] | None" = None) -> int:
         summary = run(Options(
             args.source, args.dest, state=args.state, log=args.log, time_budget=args.time_budget,
             on_deleted=args.on_deleted, excludes=excludes, durable=args.fsync, jobs=args.jobs or None,
-            lock_timeout=args.lock_timeout, rehash=args.rehash, dry_run=args.check, stop_flag=stop,
+            lock_timeout=args.lock_timeout, rehash=args.rehash, dry_run=args.check, stop_flag=stop, notice=args.notice,
         ))
     except Exception:  # a bug: report it, but never fail the container start
         import traceback

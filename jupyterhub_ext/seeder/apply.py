@@ -17,13 +17,14 @@ import os
 import posixpath
 import time
 
-from . import fsops, writes
+from . import fsops, notice, writes
 from . import manifest as manifest_io
 from .changes import BATCH_FILES, carry_out
 from .index import load_index
 from .model import (
     ABSENT, DEFAULT_ON_DELETED, DEFAULT_TIME_BUDGET, DIR, CourseTree, HomeEntry, Manifest, Policy, Record, Seeded,
 )
+from .notice import NOTICE_NAME
 from .plan import hashes_needed, plan
 from .report import Stopper, Summary
 from .scan import DEFAULT_EXCLUDES, scan_course
@@ -49,6 +50,7 @@ class Options:
         rehash: bool = False,
         dry_run: bool = False,
         date: str | None = None,
+        notice: str = NOTICE_NAME,  # "": none
         hook=None,
         stop_flag=None,
     ) -> None:
@@ -65,6 +67,7 @@ class Options:
         self.rehash = rehash
         self.dry_run = dry_run
         self.date = date or time.strftime("%Y-%m-%d", time.gmtime())
+        self.notice = notice  # the student's notice in the root of dest (.notice)
         self.hook = hook  # tests: called before each filesystem operation
         self.stop_flag = stop_flag  # anything with is_set(): SIGTERM asks for a clean stop
 
@@ -99,6 +102,8 @@ def run(opts: Options) -> Summary:
                 summary.errors.append("another run holds %s; nothing done" % state.lock)
                 return summary
         _seed(opts, source_real, dest, state, stop, summary)
+        if not opts.dry_run:
+            _tell_the_student(opts, dest, state, summary)
     except OSError as e:
         # The home or the state directory is unusable (read-only, a symlink where our directory goes...).
         summary.status = "error"
@@ -119,6 +124,25 @@ def run(opts: Options) -> Summary:
             if dest is not None:
                 dest.close()
     return summary
+
+
+def _tell_the_student(opts: Options, dest: fsops.Root, state: StateFiles, summary: Summary) -> None:
+    """The notice in the course folder (:mod:`.notice`); trouble with it is logged, never fails the run."""
+    if not summary.news or not opts.notice:
+        return
+    try:
+        # its temporary file in the state directory when that is in the home (cleared at every run)
+        temp_dir_fd = state.manifest.dir_fd(create=True) if state.manifest.root is dest else dest.fd
+        why = notice.write(dest, opts.notice, opts.date, summary.news, temp_dir_fd, opts.hook)
+    except OSError as e:
+        why = "notice not written: %s" % (e.strerror or e)
+        if e.errno in fsops.DISK_FULL:  # the seeding is done; the home is still full, which the status says
+            summary.status = "disk-full"
+            summary.errors.append(why)
+    if why:
+        summary.details.append(why)
+    else:
+        summary.details.append("notice   %s  (%d for the student)" % (opts.notice, len(summary.news)))
 
 
 def _inside(path: str, root: str) -> bool:

@@ -206,12 +206,14 @@ def _copy_chunk(how: str, src: int, out: int) -> int:
     return len(chunk)
 
 
-def place_new(dir_fd: int, tmp_name: str, name: str, hook=None) -> bool:
-    """Give the temporary file its final name, only if that name is free. False if it is taken."""
+def place_new(dir_fd: int, tmp_name: str, name: str, hook=None, tmp_dir_fd: int | None = None) -> bool:
+    """Give the temporary file its final name, only if that name is free. False if it is taken.
+    ``tmp_dir_fd``: the temporary file's directory, when not ``dir_fd`` (same filesystem)."""
+    src_fd = dir_fd if tmp_dir_fd is None else tmp_dir_fd
     try:
         if hook is not None:
             hook("link", name)
-        os.link(tmp_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        os.link(tmp_name, name, src_dir_fd=src_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
     except FileExistsError:
         return False
     except OSError as e:
@@ -224,24 +226,25 @@ def place_new(dir_fd: int, tmp_name: str, name: str, hook=None) -> bool:
             return False
         except FileNotFoundError:
             pass
-        _rename(dir_fd, tmp_name, name, hook)
+        _rename(dir_fd, tmp_name, name, hook, src_fd)
         return True
-    unlink(dir_fd, tmp_name, hook)
+    unlink(src_fd, tmp_name, hook)
     return True
 
 
-def place_replace(dir_fd: int, tmp_name: str, name: str, expect: HomeEntry, hook=None) -> bool:
+def place_replace(dir_fd: int, tmp_name: str, name: str, expect: HomeEntry, hook=None,
+                  tmp_dir_fd: int | None = None) -> bool:
     """Rename the temporary file over ``name`` if that is still exactly the file we planned to replace."""
     if not still_same(dir_fd, name, expect, hook):
         return False
-    _rename(dir_fd, tmp_name, name, hook)
+    _rename(dir_fd, tmp_name, name, hook, dir_fd if tmp_dir_fd is None else tmp_dir_fd)
     return True
 
 
-def _rename(dir_fd: int, tmp_name: str, name: str, hook) -> None:
+def _rename(dir_fd: int, tmp_name: str, name: str, hook, src_dir_fd: int | None = None) -> None:
     if hook is not None:
         hook("rename", name)
-    os.rename(tmp_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    os.rename(tmp_name, name, src_dir_fd=dir_fd if src_dir_fd is None else src_dir_fd, dst_dir_fd=dir_fd)
 
 
 def write_atomic(dir_fd: int, name: str, data: bytes, tmp_name: str, *, durable: bool = False, hook=None,

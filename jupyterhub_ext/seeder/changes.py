@@ -177,7 +177,7 @@ def _flush(batch: list[writes.Write], opts, state: StateFiles, new: Manifest, st
         if a.op == OFFER:
             _set(new, a.path, a.record.copy(src=src, offered=(r.sha, w.placed)))
             shown = posixpath.join(posixpath.dirname(a.path), w.placed)
-            summary.count(a, "offered  %s -> %s  (%s)" % (a.path, shown, a.note))
+            summary.count(a, "offered  %s -> %s  (%s)" % (a.path, shown, a.note), beside=shown)
         else:
             # The mode recorded is the course's: a different mode on the file is the student's choice.
             seeded = Seeded(r.sha, r.entry.size, a.source.mode, r.entry.mtime_ns, r.entry.ino)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from . import fsops
+from . import fsops, notice
 from .model import OUTCOMES, Action
 
 MAX_DETAILS = 50
@@ -43,14 +43,18 @@ class Summary:
         self.errors: list[str] = []
         self.problems: list[str] = []  # course files left out (bad symlinks, unreadable...): for --check
         self.details: list[str] = []
+        self.news: list[str] = []  # for the student's notice (offered beside their copy, restored)
         self.actions: list[Action] = []
         self.temp_cleaned = 0
         self.manifest_written = False
         self.took = 0.0
 
-    def count(self, action: Action, detail: str | None = None) -> None:
+    def count(self, action: Action, detail: str | None = None, beside: str = "") -> None:
+        """Count what ``action`` did; ``beside``: where an offered version was written."""
         if action.outcome:
             self.counts[action.outcome] += 1
+            if action.outcome == "restored" or (action.outcome == "offered" and beside):
+                self.news.append(notice.item(action.outcome, action.path, beside))
             if action.outcome not in ("added", "updated", "restored", "removed") or detail:
                 self.details.append(detail or action.describe())
 

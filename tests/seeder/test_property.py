@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from jupyterhub_ext.seeder import POLICY_CHOICES, fsops
+from jupyterhub_ext.seeder import POLICY_CHOICES, fsops, notice
 from jupyterhub_ext.seeder.index import INDEX_NAME, write_index
 
 from .conftest import DiskFullAfter, Kill, KillAt, fast_tmp_root, seed, snapshot, temp_files
@@ -237,7 +237,9 @@ class World:
             with open(full, "rb") as f:
                 assert f.read() == content, "student file %s was overwritten" % path
         for rel, (kind, value, _mode) in snapshot(self.home, skip_state=True).items():
-            if kind == "file" and not os.path.basename(rel).startswith(".~sd"):
+            if rel == notice.NOTICE_NAME and value.startswith(notice.MARK.encode()):
+                assert value.endswith(b".\n"), "partial notice"  # the student's notice, whole
+            elif kind == "file" and not os.path.basename(rel).startswith(".~sd"):
                 assert value in self.contents, "partial or foreign content in %s" % rel
         assert snapshot(self.outside) == self.outside_snapshot, "something was written outside the home"
         if not killed:
@@ -254,6 +256,8 @@ class World:
         for rel, was in before.items():
             if os.path.basename(rel).startswith(".~sd"):
                 continue  # a killed run's temporary file: cleaned up
+            if rel == notice.NOTICE_NAME and was[0] == "file" and was[1].startswith(notice.MARK.encode()):
+                continue  # the seeder's own notice: rewritten with news
             now = after.get(rel)
             if now == was:
                 continue
