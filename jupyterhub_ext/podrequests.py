@@ -105,14 +105,19 @@ class PodRequestsMixin:
         self._create_attempted = True
         return await super()._make_create_pod_request(pod, request_timeout)
 
+    def made_by_this_start(self, pod: dict | None) -> bool:
+        """Whether ``pod`` (plain JSON, as the reflector holds it) is this start's, and not being deleted."""
+        meta = (pod or {}).get("metadata") or {}
+        return bool(self._start_token) and (meta.get("annotations") or {}).get(START_ANNOTATION) == \
+            self._start_token and not meta.get("deletionTimestamp")
+
     async def _pod_is_from_this_start(self, pod_name: str, request_timeout: float) -> bool | None:
         token = self._start_token
         if not token:
             return False
         reflector = self.pod_reflector
         seen = reflector.pods.get(f"{self.namespace}/{pod_name}") if reflector is not None else None
-        meta = (seen or {}).get("metadata") or {}
-        if (meta.get("annotations") or {}).get(START_ANNOTATION) == token and not meta.get("deletionTimestamp"):
+        if self.made_by_this_start(seen):
             return True
         try:
             existing = await asyncio.wait_for(self.api.read_namespaced_pod(pod_name, self.namespace),

@@ -175,6 +175,7 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, KubeCourseMixin, PodReques
         failed start, so nothing is left behind.
         """
         self._options_applied = False
+        self.new_course_delivery()
         if self._catalog_configured:
             # The profile is applied here, not only in KubeSpawner's _start: JupyterHub reads start_timeout right
             # after start() returns, so a profile's own start_timeout (kubespawner_override) now bounds JupyterHub's
@@ -208,16 +209,30 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, KubeCourseMixin, PodReques
         return max(timeout - min(5.0, max(0.5, 0.1 * timeout)), 0.5 * timeout)
 
     async def _start_explained(self):
-        task = asyncio.ensure_future(self._start())
-        try:
-            done, _ = await asyncio.wait({task}, timeout=self._start_deadline())
-        except asyncio.CancelledError:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._start_deadline()
+        while True:
+            task = asyncio.ensure_future(self._start())
+            watch = asyncio.ensure_future(self.watch_course_images(self.made_by_this_start))
+            try:
+                done, _ = await asyncio.wait({task, watch}, timeout=max(0.0, deadline - loop.time()),
+                                             return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                task.cancel()
+                watch.cancel()
+                raise
+            if task in done:
+                watch.cancel()
+                return task.result()
             task.cancel()
-            raise
-        if task in done:
-            return task.result()
-        task.cancel()
-        await asyncio.wait({task})
+            await asyncio.wait({task})
+            if watch not in done:
+                watch.cancel()
+                break
+            # a course image cannot be pulled: fail now (a required course) or start again without it
+            await self.start_without_courses(watch.result())
+            self.new_start_token()
+            self._options_applied = True  # this start's options, hooks and storage stay as they are
         reflector = self.pod_reflector
         pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector is not None else None
         try:

@@ -7,31 +7,47 @@ volume) and KubeSpawner's own traits (uid, gid, volume_mounts, lifecycle_hooks);
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import posixpath
 import shlex
-from typing import Any, Mapping
+from typing import Any, AsyncIterator, Callable, Mapping
 
 from traitlets import Dict, Enum, Unicode
 
 from ..catalog.access import Who
 from ..catalog.quantities import QuantityError, parse_cpu, parse_memory
-from ..errors import ConfigError
+from ..errors import ConfigError, ShownError
 from ..storage.plan import SHARED_VOLUME
 from ..storage.settings import within
 from ..traitvalues import items, mount_path_of, name_of, put, without
 from .model import Course
 from .plan import DELIVERIES, CoursePlan, Delivery, Home, Shared, plan_courses, post_start_command
 from .traits import CourseListTraits
+from .unavailable import left_out_notice, refusal, unpullable
 
 # KubeSpawner orders a dict-form value by key: '~' sorts after letters and digits, so the course init containers
 # run last, after the ownership fix and the chart's own (the home is ready and owned by the user by then).
 LAST_KEY_PREFIX = "~"
 DEFAULT_INIT_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}}
+# what apply_courses changes, kept as it was before so that a start can be planned again without some courses
+COURSE_TRAITS = ("init_containers", "volumes", "volume_mounts", "lifecycle_hooks")
+WATCH_INTERVAL = 1.0  # seconds between looks at the reflectors' copy of the pod (memory, not the API)
+
+
+class CourseUnavailable(ShownError):
+    """A start that must not go on without a required course whose image cannot be pulled."""
 
 
 class KubeCourseMixin(CourseListTraits):
     course_kinds = ("image", "shared", "path")
+
+    # this start's: the plan applied, the traits before it, the courses left out, the notes for the progress page
+    _course_plan: CoursePlan | None = None
+    _course_who: Who | None = None
+    _before_courses: dict[str, Any] | None = None
+    _courses_left_out: frozenset[str] = frozenset()
+    _course_notes: tuple[str, ...] = ()
 
     course_dest = Unicode(
         "/home/jovyan",
@@ -119,17 +135,28 @@ class KubeCourseMixin(CourseListTraits):
 
     # -- each start ----------------------------------------------------------------------------------
 
+    def new_course_delivery(self) -> None:
+        """At the beginning of a start: every course of the user is tried again."""
+        self._course_plan = None
+        self._course_who = None
+        self._before_courses = None
+        self._courses_left_out = frozenset()
+        self._course_notes = ()
+
     def apply_courses(self, who: Who) -> CoursePlan:
         """Add this user's courses to the pod: run after the storage plan, whose home mount they use."""
-        courses = self.courses_of(who)
+        self._before_courses = {name: copy.deepcopy(getattr(self, name)) for name in COURSE_TRAITS}
+        self._course_who = who
+        courses = [c for c in self.courses_of(who) if c.name not in self._courses_left_out]
+        self._course_plan = CoursePlan()
         if not courses:
-            return CoursePlan()
+            return self._course_plan
         home_mount = next((m for m in items(self.volume_mounts) if mount_path_of(m) == self.home_mount_path), None)
         home = Home(path=self.home_mount_path, mount=_as_dict(home_mount) if home_mount is not None else None)
         delivery = Delivery(mode=self.course_delivery, uid=self.uid, gid=self.gid, python=self.course_python,
                             seeder_image=self.course_seeder_image, resources=self.course_init_resources)
         shared = Shared(SHARED_VOLUME, self.shared_subpath) if self.shared_pvc else None
-        plan = plan_courses(courses, home, delivery, shared)
+        plan = self._course_plan = plan_courses(courses, home, delivery, shared)
         self.volumes = put(self.volumes, plan.volumes.values(), name_of, key=name_of)
         self.volume_mounts = put(self.volume_mounts, plan.volume_mounts.values(), mount_path_of, key=mount_path_of)
         current = without(self.init_containers, plan.init_containers, name_of)
@@ -139,6 +166,69 @@ class KubeCourseMixin(CourseListTraits):
         self.log.info("Courses for %s: %s", who.name,
                       ", ".join(f"{name} ({how})" for name, how in plan.delivered.items()))
         return plan
+
+    # -- a course image that cannot be pulled -------------------------------------------------------------
+
+    async def watch_course_images(self, is_this_start: Callable[[dict], bool]) -> dict[str, str]:
+        """Return, once some appear, the courses of this start whose image cannot be pulled (name -> why).
+
+        Reads the pod and its events as KubeSpawner's reflectors hold them (``is_this_start`` tells this start's
+        pod from an earlier one of the same name); runs beside the start and is cancelled when the start ends."""
+        while True:
+            plan = self._course_plan
+            if plan is not None and plan.pulled:
+                reflector = self.pod_reflector
+                pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector is not None else None
+                if pod is not None and is_this_start(pod):
+                    failed = unpullable(pod, self._pod_events(), plan.pulled)
+                    if failed:
+                        return failed
+            await asyncio.sleep(WATCH_INTERVAL)
+
+    def _pod_events(self) -> list[dict]:
+        if not any(p.volume for p in (self._course_plan.pulled.values() if self._course_plan else ())):
+            return []  # an init container's pull shows in the pod's status; only image volumes need events
+        try:
+            return list(self.events)
+        except Exception:  # the events reflector is optional (events_enabled)
+            return []
+
+    async def start_without_courses(self, failed: Mapping[str, str]) -> None:
+        """This start's pod cannot start: some course images cannot be pulled. Fail at once if one of them is
+        ``required``; otherwise delete the pod and plan the start again without them, telling the user why.
+        The caller creates the pod again."""
+        plan = self._course_plan
+        assert plan is not None
+        names = sorted(failed)
+        required = [n for n in names if plan.pulled[n].required]
+        if required:
+            message = refusal(required, failed, plan.pulled)
+            self.log.warning("Start of %s: %s", self._log_name, message)
+            raise CourseUnavailable(message)
+        note = left_out_notice(names, failed, plan.pulled)
+        self.log.warning("Start of %s without courses %s: %s", self._log_name, ", ".join(names),
+                         "; ".join(f"{n}: {failed[n]}" for n in names))
+        self._course_notes += (note,)
+        await self.stop(now=True)
+        before = self._before_courses or {}
+        for name, value in before.items():
+            setattr(self, name, value)
+        self._courses_left_out |= frozenset(names)
+        assert self._course_who is not None
+        self.apply_courses(self._course_who)
+
+    async def progress(self) -> AsyncIterator[dict]:
+        """KubeSpawner's progress events, with this start's course notes (a course left out, and why)."""
+        told = 0
+        percent = 0
+        async for event in super().progress():
+            while told < len(self._course_notes):
+                yield {"progress": percent, "message": self._course_notes[told]}
+                told += 1
+            percent = event.get("progress", percent)
+            yield event
+        for note in self._course_notes[told:]:
+            yield {"progress": percent, "message": note}
 
     def combined_lifecycle_hooks(self, hooks: Any, commands: list[list[str]]) -> Any:
         """``hooks`` with the seeder ``commands`` added to postStart, after the operator's own exec hook."""

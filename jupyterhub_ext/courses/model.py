@@ -37,7 +37,8 @@ IMAGE_SEEDER_DIR = "/opt/course-seeder"
 SOURCE_KINDS = ("image", "path", "shared", "directory")
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 FIELDS = frozenset({"name", "folder", *SOURCE_KINDS, "pull_policy", "groups", "users", "on_deleted",
-                    "time_budget", "exclude"})
+                    "time_budget", "exclude", "required"})
+PULLED_KINDS = ("image", "shared")  # sources whose delivery pulls an image (the course's, or the seeder's)
 # A DNS label once prefixed (``course-<name>``, 63 characters at most), and a folder name with no surprises.
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 _FOLDER_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
@@ -54,6 +55,7 @@ class Course:
     time_budget: float = DEFAULT_TIME_BUDGET
     pull_policy: str = "IfNotPresent"
     exclude: tuple[str, ...] = ()
+    required: bool = False         # a start whose course image cannot be pulled fails, instead of going without
     key: str = ""                  # where it was configured, for messages
 
     @property
@@ -150,6 +152,12 @@ def parse_course(raw: Any, key: str, *, kinds: Sequence[str] = SOURCE_KINDS, on_
         raise ConfigError(f"{key}.pull_policy", f"expected one of {', '.join(PULL_POLICIES)}, got {pull!r}")
     if "pull_policy" in raw and kind != "image":
         raise ConfigError(f"{key}.pull_policy", "only a course image is pulled")
+    required = raw.get("required", False)
+    if not isinstance(required, bool):
+        raise ConfigError(f"{key}.required", f"expected true or false, got {required!r}")
+    if "required" in raw and kind not in PULLED_KINDS:
+        raise ConfigError(f"{key}.required", "only a course delivered from an image can be missing at a start; "
+                                             f"this one is a '{kind}' course")
     exclude = raw.get("exclude") or []
     if not isinstance(exclude, list) or not all(isinstance(e, str) and e for e in exclude):
         raise ConfigError(f"{key}.exclude", f"expected a list of file name patterns, got {exclude!r}")
@@ -159,7 +167,7 @@ def parse_course(raw: Any, key: str, *, kinds: Sequence[str] = SOURCE_KINDS, on_
                   access=Access(groups=_str_list(raw.get("groups"), f"{key}.groups"),
                                 users=_str_list(raw.get("users"), f"{key}.users")),
                   on_deleted=policy, time_budget=float(budget),
-                  pull_policy=pull, exclude=tuple(exclude), key=key)
+                  pull_policy=pull, exclude=tuple(exclude), required=required, key=key)
 
 
 def parse_courses(raw: Any, key: str, **kwargs: Any) -> tuple[Course, ...]:

@@ -73,6 +73,16 @@ class Delivery:
     resources: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Pulled:
+    """An image a course's delivery needs pulled, and where the pod reports on it."""
+
+    image: str
+    container: str = ""                  # the init container that runs it
+    volume: str = ""                     # or the image volume that mounts it
+    required: bool = False
+
+
 @dataclass
 class CoursePlan:
     init_containers: dict[str, dict] = field(default_factory=dict)     # by name, in order
@@ -80,6 +90,7 @@ class CoursePlan:
     volume_mounts: dict[str, dict] = field(default_factory=dict)       # notebook container's, by path
     post_start: list[list[str]] = field(default_factory=list)          # seeder commands, in order
     delivered: dict[str, str] = field(default_factory=dict)            # course name -> how, for the log
+    pulled: dict[str, Pulled] = field(default_factory=dict)            # course name -> the image it needs
 
     @property
     def empty(self) -> bool:
@@ -155,11 +166,14 @@ def plan_courses(courses: Sequence[Course], home: Home, d: Delivery, shared: Sha
             plan.post_start.append(seeder_argv(course, at + IMAGE_COURSE_DIR, dest, d.python,
                                                at + IMAGE_SEEDER_DIR))
             plan.delivered[course.name] = f"image volume {course.source}"
+            plan.pulled[course.name] = Pulled(course.source, volume=volume, required=course.required)
         elif course.kind == "image":
             argv = seeder_argv(course, IMAGE_COURSE_DIR, dest, "python3", IMAGE_SEEDER_DIR)
             plan.init_containers[container_name(course)] = _init_container(
                 course, course.source, course.pull_policy, argv, [_home_mount(home)], d)
             plan.delivered[course.name] = f"init container {course.source}"
+            plan.pulled[course.name] = Pulled(course.source, container=container_name(course),
+                                              required=course.required)
         elif course.kind == "shared":
             assert shared is not None
             sub = posixpath.join(shared.subpath, course.source) if shared.subpath else course.source
@@ -169,6 +183,8 @@ def plan_courses(courses: Sequence[Course], home: Home, d: Delivery, shared: Sha
             plan.init_containers[container_name(course)] = _init_container(
                 course, d.seeder_image, "IfNotPresent", argv, mounts, d)
             plan.delivered[course.name] = f"init container from shared:{course.source}"
+            plan.pulled[course.name] = Pulled(d.seeder_image, container=container_name(course),
+                                              required=course.required)
         else:
             raise ValueError(f"course {course.name!r}: a {course.kind!r} source is for the local run only")
     return plan

@@ -68,6 +68,17 @@ def hub(request, cluster) -> KubeHub:
     stop_module_hub(request, h)
 
 
+def _plain(value):
+    """Kubernetes client objects in the chart's configuration (z2jh builds its block-cloud-metadata init container
+    as a V1Container) as the JSON the hub sends: their repr is snake_case, which the API server does not take."""
+    from kubernetes_asyncio.client import ApiClient
+
+    if isinstance(value, (list, tuple, dict)) or hasattr(value, "openapi_types"):
+        # the serializer needs no connection (and ApiClient() would open one, on an event loop): skip __init__
+        return ApiClient.__new__(ApiClient).sanitize_for_serialization(value)
+    return value
+
+
 def chart_spawner_config(kubeconfig: str, combination: str = "base") -> str:
     """jupyterhub_config.py lines for the spawner sections of the configuration the z2jh chart builds from
     helm/values*.yaml for ``combination`` (tests/deploy's emulation of the chart), namespace excluded."""
@@ -84,7 +95,7 @@ def chart_spawner_config(kubeconfig: str, combination: str = "base") -> str:
         for key, value in (built[section] if section in built else {}).items():
             if type(value).__name__ == "LazyConfigValue" or key == "namespace":
                 continue
-            lines.append(f"c.{section}.{key} = {value!r}")
+            lines.append(f"c.{section}.{key} = {_plain(value)!r}")
     lines.append(f"c.KubeSpawner.namespace = {NAMESPACE!r}")
     return "\n".join(lines)
 
