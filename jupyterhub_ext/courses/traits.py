@@ -32,7 +32,8 @@ class CourseListTraits(HasTraits):
         image built from images/course; ``shared``: a folder of the shared volume that instructors write;
         ``path``: a directory inside the user image; ``directory``: a directory of this machine, local run only),
         and optionally ``groups``/``users`` (who gets it; neither: everyone), ``on_deleted``, ``time_budget``,
-        ``exclude`` (file name patterns left out) and ``pull_policy`` (image courses). A user who leaves a group
+        ``exclude`` (file name patterns left out), ``pull_policy`` and ``required`` (image and shared courses:
+        a start whose course image cannot be pulled fails instead of going on without the course). A user who leaves a group
         stops getting updates; what the course put in their home stays. See docs/seeder.md.""",
     )
     course_source = Unicode(
