@@ -442,3 +442,38 @@ def test_z2jh_setup_wires_the_local_spawner_and_exits_on_a_mistake(data_dir):
     c.LocalProfilesSpawner.course_source = "/nonexistent"
     with pytest.raises(SystemExit, match="LocalProfilesSpawner.course_source"):
         jupyterhub_ext.z2jh.setup(c, spawner="local")
+
+
+async def test_the_course_list_with_directories_seeds_each_users_courses_in_their_folders(data_dir, tmp_path, course):
+    """The local run reads the same course list as Kubernetes, with directories as sources."""
+    stats = tmp_path / "stats200"
+    (stats / "sets").mkdir(parents=True)
+    (stats / "intro.md").write_text("# Stats 200\n")
+    (stats / "sets" / "one.ipynb").write_text("{}\n")
+    os.chmod(stats, 0o755)
+    courses = [{"name": "cs101", "directory": str(course), "groups": ["cs101"]},
+               {"name": "stats200", "directory": str(stats), "groups": ["stats200"], "on_deleted": "respect"}]
+    config = local_config(data_dir, courses=courses, run_servers_as="hub-user")
+    both = await start_and_report(make_spawner(config, "both", groups=("cs101", "stats200")), tmp_path)
+    assert {"cs101", "stats200"} <= set(both["listing"])
+    homes = data_dir / "homes"
+    assert (homes / "both" / "cs101" / "week1" / "01-weather-with-python.ipynb").exists()
+    assert (homes / "both" / "stats200" / "intro.md").read_text() == "# Stats 200\n"
+    one = await start_and_report(make_spawner(config, "one", groups=("stats200",)), tmp_path)
+    assert "stats200" in one["listing"] and "cs101" not in one["listing"]
+    none = await start_and_report(make_spawner(config, "none"), tmp_path)
+    assert not {"cs101", "stats200"} & set(none["listing"])
+    # a deleted file of the 'respect' course stays deleted; the update of the other course reaches the user
+    os.unlink(homes / "both" / "stats200" / "intro.md")
+    (course / "week1" / "new.md").write_text("new\n")
+    await start_and_report(make_spawner(config, "both", groups=("cs101", "stats200")), tmp_path)
+    assert not (homes / "both" / "stats200" / "intro.md").exists()
+    assert (homes / "both" / "cs101" / "week1" / "new.md").read_text() == "new\n"
+
+
+def test_a_course_source_the_local_run_cannot_deliver_stops_it_naming_the_key(data_dir):
+    config = local_config(data_dir, courses=[{"name": "cs101", "image": "ghcr.io/uni/cs101:1"}])
+    with pytest.raises(ConfigError) as e:
+        make_spawner(config).check_local_config()
+    assert e.value.path == "LocalProfilesSpawner.courses[0].image"
+    assert "directory" in e.value.message
