@@ -23,7 +23,7 @@ from .courses.kube import KubeCourseMixin
 from .errors import CONFIG_ERROR_PREFIX, ConfigError, ConfigUnusable, ShownError, SpawnRefused
 from .pending import timeout_message
 from .podrequests import START_ANNOTATION, PodDeleteFailed, PodRequestsMixin, api_error_text
-from .profiles import CatalogMixin
+from .fairuse.mixin import FairUseMixin
 from .storage.mixin import STORAGE_TRAITS, StorageMixin
 from .storage.security import check_catalog_commands
 
@@ -43,7 +43,7 @@ class StartTimedOut(ShownError, TimeoutError):
     """A start that gave up, with what the pod was waiting for; JupyterHub logs and counts it as a timeout."""
 
 
-class ProfilesKubeSpawner(CatalogMixin, StorageMixin, KubeCourseMixin, PodRequestsMixin, ConfiguredValues,
+class ProfilesKubeSpawner(FairUseMixin, StorageMixin, KubeCourseMixin, PodRequestsMixin, ConfiguredValues,
                           KubeSpawner):
     """KubeSpawner whose ``profile_list`` comes from a validated catalog, filtered for each user.
 
@@ -57,6 +57,7 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, KubeCourseMixin, PodReques
         super().__init__(*args, **kwargs)
         self._restored_for_start = False
         self._options_applied = False
+        self._replacing_pod = False
         self.selection = None
         if self._catalog_configured and not self.profile_list:
             # z2jh always sets profile_list (singleuser.profileList, [] by default), and a configured value beats
@@ -183,6 +184,7 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, KubeCourseMixin, PodReques
             self._restore_configured()
             try:
                 self._apply_catalog_options()
+                self.take_place(self.selection.profile.slug)  # no await since the check: race-free
             except SpawnRefused:
                 self._refusal_is_not_a_failure()
                 raise
@@ -209,6 +211,20 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, KubeCourseMixin, PodReques
         return max(timeout - min(5.0, max(0.5, 0.1 * timeout)), 0.5 * timeout)
 
     async def _start_explained(self):
+        try:
+            return await self._start_with_courses()
+        except BaseException:  # failed, timed out or cancelled: the place is free again at once
+            self.give_back_place()
+            raise
+
+    async def stop(self, now=False):
+        try:
+            return await super().stop(now=now)
+        finally:
+            if not self._replacing_pod:  # a pod replaced within a start keeps the start's place
+                self.give_back_place()
+
+    async def _start_with_courses(self):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._start_deadline()
         while True:
@@ -230,7 +246,11 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, KubeCourseMixin, PodReques
                 watch.cancel()
                 break
             # a course image cannot be pulled: fail now (a required course) or start again without it
-            await self.start_without_courses(watch.result())
+            self._replacing_pod = True
+            try:
+                await self.start_without_courses(watch.result())
+            finally:
+                self._replacing_pod = False
             self.new_start_token()
             self._options_applied = True  # this start's options, hooks and storage stay as they are
         reflector = self.pod_reflector
@@ -272,6 +292,7 @@ class ProfilesKubeSpawner(CatalogMixin, StorageMixin, KubeCourseMixin, PodReques
         self.check_catalog()
         self.check_storage_config(self._raw_overrides())
         self.check_course_config()
+        self.check_limits_config()
 
     def _raw_overrides(self) -> list[tuple[str, Any]]:
         catalog = self.catalog

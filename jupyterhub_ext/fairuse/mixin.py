@@ -1,0 +1,144 @@
+"""The spawner side of fair use: the ``limits`` setting, its start-up check, a place taken at each start and
+given back when the start fails or the server stops, the charges kept in the spawner's state."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from jupyterhub import orm
+from traitlets import Dict
+
+from ..catalog.access import Who
+from ..errors import ConfigError, SpawnRefused
+from ..profiles import CatalogMixin
+from .model import NO_LIMITS, Limits, parse_limits
+from .places import Places
+from .rules import Charge, Refusal, charge_anyway, decide, refusal_text
+
+STATE_KEY = "jupyterhub_ext_place"  # in the spawner's state: {"profile": slug, "charges": [[cap, user, group]]}
+
+# one set of places per limits configuration in this process (a hub has one; tests may run several)
+_PLACES: dict[str, Places] = {}
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(text: str, key: str, slugs: frozenset[str]) -> Limits:
+    return parse_limits(json.loads(text), key, slugs)
+
+
+class FairUseMixin(CatalogMixin):
+    """Caps on running servers per profile or pool, per group and per user, over the catalog's profiles
+    (docs/fair-use.md)."""
+
+    limits = Dict(
+        config=True,
+        help="""Caps on servers running at once: ``pools`` (named lists of profile slugs that share hardware),
+        ``caps`` (each on a ``pool`` or a ``profile``: ``total``, ``per_user``, ``groups`` {group: n}, ``others``),
+        and ``admins_exempt`` (default true). Checked at start-up against the catalog; enforced on the server for
+        the form and the REST API alike, before anything reaches Kubernetes. See docs/fair-use.md.""",
+    )
+
+    _charges: tuple[Charge, ...] | None = None  # this server's, while it holds a place
+    _charged_profile: str | None = None
+
+    # -- configuration -------------------------------------------------------------------------------
+
+    def fair_use_limits(self) -> Limits:
+        key = f"{self.catalog_config_name}.limits"
+        if not self.limits:
+            return NO_LIMITS
+        catalog = self.catalog
+        if catalog is None:
+            raise ConfigError(key, "limits apply to the profiles of a catalog: set profiles or catalog_file")
+        try:
+            text = json.dumps(self.limits, sort_keys=True)
+        except TypeError:
+            raise ConfigError(key, "must be plain data (lists, mappings, strings, numbers)") from None
+        return _parsed(text, key, frozenset(p.slug for p in catalog.profiles))
+
+    def check_limits_config(self) -> None:
+        self.fair_use_limits()
+
+    def _places(self, limits: Limits) -> Places:
+        text = json.dumps(self.limits, sort_keys=True)
+        places = _PLACES.get(text)
+        if places is None:
+            places = _PLACES[text] = Places(limits)
+        if not places.adopted:
+            places.adopt(self._servers_in_database(limits))
+        return places
+
+    # -- each start and stop -------------------------------------------------------------------------
+
+    @property
+    def _place_key(self) -> tuple[str, str]:
+        return (self.user.name, self.name or "")
+
+    def take_place(self, profile: str) -> None:
+        """Hold a place for this start of ``profile``, or refuse it (SpawnRefused, in the user's words)."""
+        limits = self.fair_use_limits()
+        if limits.empty:
+            return
+        places = self._places(limits)
+        who = self.who()
+        labels = {p.slug: p.display_name for p in self.catalog.profiles}
+        got = places.take(self._place_key, who, profile, labels)
+        if isinstance(got, Refusal):
+            others = [pv.profile for pv in self.user_view().profiles if pv.profile.slug != profile]
+            fits = [p.display_name for p in others
+                    if not isinstance(decide(limits, places.counts, who, p.slug, labels), Refusal)]
+            message = refusal_text(got, fits)
+            self.log.info("Refused %s a start of %r: %s", self.user.name, profile, got.text)
+            raise SpawnRefused(message)
+        self._charges, self._charged_profile = got, profile
+
+    def give_back_place(self) -> None:
+        limits = self.fair_use_limits()
+        if not limits.empty:
+            self._places(limits).give_back(self._place_key)
+        self._charges = self._charged_profile = None
+
+    def get_state(self):
+        state = super().get_state()
+        if self._charges is not None:
+            state[STATE_KEY] = {"profile": self._charged_profile,
+                                "charges": [[c.cap, c.user, c.group] for c in self._charges]}
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        place = (state or {}).get(STATE_KEY)
+        if isinstance(place, dict):
+            self._charged_profile = place.get("profile")
+            self._charges = tuple(Charge(*c) for c in place.get("charges") or [])
+
+    def clear_state(self):
+        super().clear_state()
+        self._charges = self._charged_profile = None
+
+    # -- after a restart -----------------------------------------------------------------------------
+
+    def _servers_in_database(self, limits: Limits):
+        """(key, profile, charges) of every server the hub's database says is running or starting."""
+        db = self.db
+        if db is None:
+            return []
+        out = []
+        for row in db.query(orm.Spawner).filter(orm.Spawner.server_id.isnot(None)):
+            user = row.user
+            if user is None:
+                continue
+            place = (row.state or {}).get(STATE_KEY)
+            if isinstance(place, dict) and place.get("profile"):
+                profile = place["profile"]
+                charges = tuple(Charge(*c) for c in place.get("charges") or [])
+            else:
+                profile = (row.user_options or {}).get("profile")
+                if not profile:
+                    continue
+                who = Who(user.name, frozenset(g.name for g in user.groups), bool(user.admin))
+                charges = charge_anyway(limits, who, profile)
+            out.append(((user.name, row.name or ""), profile, charges))
+        return out

@@ -1,0 +1,158 @@
+"""The ``limits`` an operator writes, read into typed, checked records. Pure.
+
+::
+
+    limits:
+      admins_exempt: true                 # admins start whatever the caps say (default true)
+      pools:                              # profiles that share hardware, counted together
+        a10g: [gpu, gpu-timeslice]
+      caps:
+        - pool: a10g                      # or profile: SLUG
+          total: 8                        # servers at once, everyone together
+          per_user: 1                     # servers at once per user
+          groups: {students: 4, staff: 8} # servers at once per group (a user is charged to one of theirs)
+          others: 0                       # users in none of those groups (default: no group limit)
+
+Errors name the key as written (``ProfilesKubeSpawner.limits.caps[0].groups.students``), with did-you-mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from ..catalog.reader import unknown_key_message
+from ..errors import ConfigError
+
+LIMITS_FIELDS = frozenset({"admins_exempt", "pools", "caps"})
+CAP_FIELDS = frozenset({"pool", "profile", "total", "per_user", "groups", "others"})
+
+
+@dataclass(frozen=True)
+class Cap:
+    """At most so many servers at once of ``profiles`` (one profile, or a pool's)."""
+
+    name: str                            # the pool's name or the profile's slug, for messages
+    profiles: frozenset[str]
+    total: int | None = None
+    per_user: int | None = None
+    groups: Mapping[str, int] = field(default_factory=dict)   # in the order written: the order of charging
+    others: int | None = None
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Limits:
+    caps: tuple[Cap, ...] = ()
+    pools: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    admins_exempt: bool = True
+
+    @property
+    def empty(self) -> bool:
+        return not self.caps
+
+    def caps_on(self, profile: str) -> tuple[Cap, ...]:
+        return tuple(c for c in self.caps if profile in c.profiles)
+
+
+NO_LIMITS = Limits()
+
+
+def _count(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(key, f"expected a positive whole number of servers, got {value!r}"
+                               + (" (to forbid a profile, use its access rule)" if value == 0 else ""))
+    return value
+
+
+def _known(raw: Mapping, fields: frozenset[str], key: str) -> None:
+    for name in raw:
+        if name not in fields:
+            raise ConfigError(f"{key}.{name}", unknown_key_message(name, fields))
+
+
+def _slug(value: Any, profiles: Iterable[str], key: str) -> str:
+    known = sorted(profiles)
+    if not isinstance(value, str) or value not in known:
+        raise ConfigError(key, f"no profile {value!r} in the catalog" + _hint(value, known))
+    return value
+
+
+def _hint(value: Any, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(value), known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f"; the catalog has {', '.join(known) or 'none'}"
+
+
+def parse_limits(raw: Any, key: str, profiles: Iterable[str]) -> Limits:
+    """The checked limits; ``profiles``: the catalog's profile slugs, which every cap must name."""
+    if raw is None or raw == {}:
+        return NO_LIMITS
+    if not isinstance(raw, Mapping):
+        raise ConfigError(key, f"expected a mapping with pools and caps, got {raw!r}")
+    _known(raw, LIMITS_FIELDS, key)
+    slugs = frozenset(profiles)
+    exempt = raw.get("admins_exempt", True)
+    if not isinstance(exempt, bool):
+        raise ConfigError(f"{key}.admins_exempt", f"expected true or false, got {exempt!r}")
+    pools_raw = raw.get("pools") or {}
+    if not isinstance(pools_raw, Mapping):
+        raise ConfigError(f"{key}.pools", "expected a mapping of pool name to a list of profile slugs")
+    pools: dict[str, frozenset[str]] = {}
+    for name, members in pools_raw.items():
+        at = f"{key}.pools.{name}"
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{key}.pools", f"pool names are strings, got {name!r}")
+        if name in slugs:
+            raise ConfigError(at, f"{name!r} is also a profile; give the pool another name")
+        if not isinstance(members, list) or not members:
+            raise ConfigError(at, f"expected a non-empty list of profile slugs, got {members!r}")
+        pools[name] = frozenset(_slug(m, slugs, f"{at}[{i}]") for i, m in enumerate(members))
+    caps_raw = raw.get("caps") or []
+    if not isinstance(caps_raw, list):
+        raise ConfigError(f"{key}.caps", f"expected a list of caps, got {caps_raw!r}")
+    caps = tuple(_parse_cap(c, f"{key}.caps[{i}]", slugs, pools) for i, c in enumerate(caps_raw))
+    seen: dict[str, str] = {}
+    for cap in caps:
+        if cap.name in seen:
+            raise ConfigError(cap.key, f"{cap.name!r} is capped twice (also {seen[cap.name]}); one cap each")
+        seen[cap.name] = cap.key
+    return Limits(caps=caps, pools=pools, admins_exempt=exempt)
+
+
+def _parse_cap(raw: Any, key: str, slugs: frozenset[str], pools: Mapping[str, frozenset[str]]) -> Cap:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(key, f"expected a mapping (pool or profile, and the limits), got {raw!r}")
+    _known(raw, CAP_FIELDS, key)
+    if ("pool" in raw) == ("profile" in raw):
+        raise ConfigError(key, "name exactly one of pool or profile")
+    if "pool" in raw:
+        name = raw["pool"]
+        if name not in pools:
+            raise ConfigError(f"{key}.pool", f"no pool {name!r} under pools" + _hint(name, sorted(pools)))
+        members = pools[name]
+    else:
+        name = _slug(raw["profile"], slugs, f"{key}.profile")
+        members = frozenset({name})
+    total = _count(raw["total"], f"{key}.total") if raw.get("total") is not None else None
+    per_user = _count(raw["per_user"], f"{key}.per_user") if raw.get("per_user") is not None else None
+    groups_raw = raw.get("groups") or {}
+    if not isinstance(groups_raw, Mapping):
+        raise ConfigError(f"{key}.groups", f"expected a mapping of group name to a number, got {groups_raw!r}")
+    groups = {g: _count(n, f"{key}.groups.{g}") for g, n in groups_raw.items()}
+    others = None
+    if raw.get("others") is not None:
+        others = raw["others"]
+        if isinstance(others, bool) or not isinstance(others, int) or others < 0:
+            raise ConfigError(f"{key}.others", f"expected a whole number of servers (0: none), got {others!r}")
+        if not groups:
+            raise ConfigError(f"{key}.others", "others limits users outside the listed groups; list groups")
+    if total is None and per_user is None and not groups:
+        raise ConfigError(key, f"the cap on {name!r} limits nothing: set total, per_user or groups")
+    for g, n in groups.items():
+        if total is not None and n > total:
+            raise ConfigError(f"{key}.groups.{g}", f"{n} is more than the total of {total}: it could never be met")
+    if per_user is not None and total is not None and per_user > total:
+        raise ConfigError(f"{key}.per_user", f"{per_user} is more than the total of {total}")
+    return Cap(name=name, profiles=members, total=total, per_user=per_user, groups=groups, others=others, key=key)
