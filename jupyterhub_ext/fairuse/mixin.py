@@ -67,7 +67,10 @@ class FairUseMixin(CatalogMixin):
         if places is None:
             places = _PLACES[text] = Places(limits)
         if not places.adopted:
-            places.adopt(self._servers_in_database(limits))
+            servers = self._servers_in_database(limits)
+            n = places.adopt(servers)
+            self.log.info("Caps: %d servers found running in the hub database, %d counted (%s)", len(servers), n,
+                          ", ".join(f"{cap.name}: {places.in_use(cap.name)}" for cap in limits.caps))
         return places
 
     # -- each start and stop -------------------------------------------------------------------------

@@ -1,0 +1,154 @@
+"""Caps end to end: a real hub (ProfilesKubeSpawner as the chart configures it for EKS) on the emulated cluster.
+
+300 start requests arrive together through the REST API for a cap of 4: exactly 4 start, the others are refused
+with the reason before anything reaches Kubernetes. A start that fails gives its place back; a stop too. The hub
+killed with SIGKILL and started again on the same database counts the servers that kept running.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.e2e.conftest import NAMESPACE, chart_spawner_config, cluster  # noqa: F401  (fixture)
+from tests.harness.artifacts import artifact_dir, module_failed, save_file
+from tests.harness.hub import KubeHub, SpawnFailed, kube_hub_config, port_free_on_all_interfaces
+from tests.harness.kubelet import DEFAULT_COMMAND_MAP, STANDIN_COMMAND
+from tests.harness.platform import efs_objects, pools_from_platform
+from tests.support.hub_process import free_port, start_hub
+
+pytestmark = pytest.mark.e2e
+
+CLUSTER_OPTIONS = {"pools": pools_from_platform(delay=0.2),
+                   "command_map": {**DEFAULT_COMMAND_MAP, "jupyterhub-singleuser": STANDIN_COMMAND},
+                   "missing_images": ["quay.io/jupyter/pyspark-notebook:spark-3.4.1"]}
+CAP = 4
+LIMITS = {"caps": [{"profile": "data-engineering", "total": CAP}]}
+BURST = 300
+PROFILE = {"profile": "data-engineering", "image": "pyspark-3-5"}
+
+
+@pytest.fixture(scope="module")
+def hub_workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("fairuse-hub")
+
+
+# the hub's own address and the servers' port stay across a restart, as in a deployment
+HUB_PORT = free_port()
+SERVER_PORT = 8888 if port_free_on_all_interfaces(8888) else 18888
+
+
+def launch(cluster, workdir) -> KubeHub:  # noqa: F811
+    config = "\n".join([
+        kube_hub_config(namespace=NAMESPACE, spawner_class="jupyterhub_ext.spawner.ProfilesKubeSpawner",
+                        storage="none", slow_spawn_timeout=None, singleuser_port=SERVER_PORT),
+        chart_spawner_config(cluster.kubeconfig, "base"),
+        # the burst keeps the hub's one event loop busy for seconds: the admitted starts must not time out
+        "c.KubeSpawner.start_timeout = 40",
+        "c.KubeSpawner.k8s_api_request_timeout = 20",
+        "c.JupyterHub.cleanup_servers = False",  # as z2jh: servers outlive the hub
+        f"c.ProfilesKubeSpawner.limits = {LIMITS!r}",
+        "c.ProfilesKubeSpawner.courses = []",
+        "c.JupyterHub.concurrent_spawn_limit = 0",
+        f"c.JupyterHub.hub_bind_url = 'http://127.0.0.1:{HUB_PORT}'",
+    ])
+    process = start_hub(config, name="e2e-fairuse", env={"KUBECONFIG": cluster.kubeconfig}, workdir=workdir)
+    return KubeHub(process, NAMESPACE, kubeconfig=cluster.kubeconfig)
+
+
+@pytest.fixture(scope="module")
+def hub(request, cluster, hub_workdir):  # noqa: F811
+    for plural, body in efs_objects(NAMESPACE):
+        cluster.create(plural, body, body["metadata"].get("namespace"))
+    h = launch(cluster, hub_workdir)
+    holder = {"hub": h}
+    yield holder
+    h = holder["hub"]
+    if module_failed(request):
+        save_file(h.process.log_path, artifact_dir("test_fairuse_e2e"), "hub.log")
+    h.process.stop()
+
+
+def user_pods(cluster) -> list[str]:  # noqa: F811
+    return sorted(p["metadata"]["name"] for p in cluster.list("pods", NAMESPACE)
+                  if p["metadata"]["name"].startswith("jupyter-") and not p["metadata"].get("deletionTimestamp"))
+
+
+def message_of(r) -> str:
+    try:
+        return r.json().get("message", "")
+    except ValueError:
+        return r.text
+
+
+def test_a_burst_of_300_starts_exactly_the_cap(hub, cluster):  # noqa: F811
+    h = hub["hub"]
+    names = [f"burst-{i:03d}" for i in range(BURST)]
+    r = h.api("POST", "/users", json={"usernames": names})
+    assert r.status_code == 201, r.text
+    creates_before = cluster.requests.count("create", "pods")
+    with ThreadPoolExecutor(48) as pool:
+        answers = list(pool.map(lambda n: (n, h.api("POST", f"/users/{n}/server", json=PROFILE)), names))
+    started = [n for n, r in answers if r.status_code in (201, 202)]
+    refused = [(n, r) for n, r in answers if r.status_code not in (201, 202)]
+    assert len(started) == CAP, [(n, r.status_code, message_of(r)[:80]) for n, r in answers[:10]]
+    assert {r.status_code for _, r in refused} == {400}, {(r.status_code, message_of(r)[:200]) for _, r in refused if r.status_code != 400}
+    for n, r in refused:
+        text = message_of(r)
+        assert "All 4 servers of the Data Engineering (CPU) servers are in use right now (4 of 4)." in text, text
+        assert "A place frees when someone stops their server." in text
+        assert not any(other in text for other in started), "no other user's name in a refusal"
+    for n in started:
+        h.wait_ready(n, timeout=120)
+    assert user_pods(cluster) == sorted(f"jupyter-{n}" for n in started)  # nothing else reached Kubernetes
+    assert cluster.requests.count("create", "pods") - creates_before == CAP  # one create per admitted start
+    hub["started"] = started
+
+
+def test_a_stop_gives_the_place_back(hub, cluster):  # noqa: F811
+    h = hub["hub"]
+    started = hub["started"]
+    r = h.spawn("burst-next", PROFILE)
+    assert r.status_code == 400 and "4 of 4" in message_of(r)
+    h.stop_server(started[0])
+    h.start("burst-next", PROFILE, timeout=120)
+    started[0] = "burst-next"
+
+
+def test_a_failed_start_gives_its_place_back(hub, cluster):  # noqa: F811
+    h = hub["hub"]
+    started = hub["started"]
+    h.stop_server(started.pop())
+    # this image cannot be pulled: the start fails (after the start timeout), and its place is free again
+    with pytest.raises(SpawnFailed) as failed:
+        h.start("fails-to-start", {"profile": "data-engineering", "image": "pyspark-3-4"}, timeout=90)
+    assert "could not be pulled" in failed.value.message
+    h.start("after-failure", PROFILE, timeout=120)
+    started.append("after-failure")
+    r = h.spawn("one-too-many", PROFILE)
+    assert r.status_code == 400 and "4 of 4" in message_of(r)
+
+
+def test_a_hub_killed_and_started_again_counts_the_servers_that_kept_running(hub, cluster, hub_workdir):  # noqa: F811
+    h = hub["hub"]
+    started = hub["started"]
+    h.process.proc.send_signal(signal.SIGKILL)
+    h.process.proc.wait(10)
+    h.process.stop()  # the proxy of the dead hub goes too; the pods stay (as when the hub pod is evicted)
+    assert len(user_pods(cluster)) == CAP
+    h = hub["hub"] = launch(cluster, hub_workdir)
+    deadline = time.monotonic() + 60
+    for n in started:  # the servers that kept running are the hub's again, and answer through the new proxy
+        while h.server_get(n, "api/status").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert h.server_get(n, "api/status").status_code == 200, n
+    r = h.spawn("after-restart", PROFILE)
+    assert r.status_code == 400 and "4 of 4" in message_of(r), message_of(r)
+    h.stop_server(started[0])
+    h.start("after-restart", PROFILE, timeout=120)
+    for n in started[1:] + ["after-restart"]:
+        h.stop_server(n)
+    cluster.wait_gone("pods", "jupyter-after-restart", NAMESPACE, timeout=60)
