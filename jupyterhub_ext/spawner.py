@@ -58,6 +58,7 @@ class ProfilesKubeSpawner(FairUseMixin, StorageMixin, KubeCourseMixin, PodReques
         self._restored_for_start = False
         self._options_applied = False
         self._replacing_pod = False
+        self._found_gone = False
         self.selection = None
         if self._catalog_configured and not self.profile_list:
             # z2jh always sets profile_list (singleuser.profileList, [] by default), and a configured value beats
@@ -188,6 +189,7 @@ class ProfilesKubeSpawner(FairUseMixin, StorageMixin, KubeCourseMixin, PodReques
             except SpawnRefused:
                 self._refusal_is_not_a_failure()
                 raise
+            self.open_run(dict(self.user_options or {}))
             self._options_applied = True
         self.new_start_token()
         # KubeSpawner's progress() waits on this attribute of its own (jupyterhub_ext.compat lists it)
@@ -212,10 +214,19 @@ class ProfilesKubeSpawner(FairUseMixin, StorageMixin, KubeCourseMixin, PodReques
 
     async def _start_explained(self):
         try:
-            return await self._start_with_courses()
+            result = await self._start_with_courses()
         except BaseException:  # failed, timed out or cancelled: the place is free again at once
             self.give_back_place()
+            self.close_run("failed")
             raise
+        self.run_ready()
+        return result
+
+    async def poll(self):
+        status = await super().poll()
+        if status is not None and self._run_id is not None:
+            self._found_gone = True  # JupyterHub stops it next: the run ended by itself
+        return status
 
     async def stop(self, now=False):
         try:
@@ -223,6 +234,8 @@ class ProfilesKubeSpawner(FairUseMixin, StorageMixin, KubeCourseMixin, PodReques
         finally:
             if not self._replacing_pod:  # a pod replaced within a start keeps the start's place
                 self.give_back_place()
+                self.close_run("gone" if self._found_gone else "stopped")
+                self._found_gone = False
 
     async def _start_with_courses(self):
         loop = asyncio.get_running_loop()

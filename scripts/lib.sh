@@ -85,6 +85,24 @@ ensure_proxy() {
 # (root with apt-get: CI), the browser tests are required: REQUIRE_BROWSER=1 makes them fail instead of skip, so
 # a run cannot pass with them skipped, and a failed install stops the run here. Only a machine that cannot
 # install it (not root, or no apt-get) skips them, unless REQUIRE_BROWSER=1 is already set.
+# PostgreSQL from Debian's package, for the usage ledger's tests (tests/support/postgres.py starts its own server)
+ensure_postgresql() {
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      log "installing postgresql from Debian"
+      if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+          || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        echo "postgresql could not be installed with apt-get: the ledger's PostgreSQL tests cannot run" >&2
+        return 1
+      fi
+    else
+      log "no PostgreSQL and not root: its tests will be skipped (REQUIRE_POSTGRES=1 fails them)"
+      return 0
+    fi
+  fi
+  export REQUIRE_POSTGRES="${REQUIRE_POSTGRES:-1}"
+}
+
 ensure_chromium() {
   if [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

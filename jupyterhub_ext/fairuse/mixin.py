@@ -8,19 +8,24 @@ import json
 from typing import Any
 
 from jupyterhub import orm
-from traitlets import Dict
+from sqlalchemy.orm import object_session
+from traitlets import Bool, Dict
 
 from ..catalog.access import Who
 from ..errors import ConfigError, SpawnRefused
 from ..profiles import CatalogMixin
+from .ledger import Ledger, Run, migrate
 from .model import NO_LIMITS, Limits, parse_limits
 from .places import Places
 from .rules import Charge, Refusal, charge_anyway, decide, refusal_text
 
-STATE_KEY = "jupyterhub_ext_place"  # in the spawner's state: {"profile": slug, "charges": [[cap, user, group]]}
+# in the spawner's state: {"profile": slug, "charges": [[cap, user, group]], "run": ledger row id}
+STATE_KEY = "jupyterhub_ext_place"
 
 # one set of places per limits configuration in this process (a hub has one; tests may run several)
 _PLACES: dict[str, Places] = {}
+# databases whose ledger tables were created or checked by this process (by URL)
+_MIGRATED: set[str] = set()
 
 
 @functools.lru_cache(maxsize=16)
@@ -40,8 +45,17 @@ class FairUseMixin(CatalogMixin):
         the form and the REST API alike, before anything reaches Kubernetes. See docs/fair-use.md.""",
     )
 
+    usage_ledger = Bool(
+        True,
+        config=True,
+        help="""Record every server run (user, groups, profile, choices, hardware, node pool, times, how it ended) in
+        the ``jupyterhub_ext_usage`` table of the hub's database, beside JupyterHub's own tables. A ledger that
+        cannot be written is logged and never stops a start. See docs/fair-use.md.""",
+    )
+
     _charges: tuple[Charge, ...] | None = None  # this server's, while it holds a place
     _charged_profile: str | None = None
+    _run_id: int | None = None  # this server's row of the ledger, while it runs
 
     # -- configuration -------------------------------------------------------------------------------
 
@@ -97,6 +111,65 @@ class FairUseMixin(CatalogMixin):
             raise SpawnRefused(message)
         self._charges, self._charged_profile = got, profile
 
+    # -- the ledger ----------------------------------------------------------------------------------
+
+    def _ledger(self) -> Ledger | None:
+        """The ledger on JupyterHub's own session (None without one: a spawner built outside a hub)."""
+        if not self.usage_ledger or self.orm_spawner is None:
+            return None
+        session = object_session(self.orm_spawner)
+        if session is None:
+            return None
+        url = str(session.get_bind().url)
+        if url not in _MIGRATED:
+            migrate(session.get_bind())
+            _MIGRATED.add(url)
+            self._close_runs_gone(Ledger(session))
+        return Ledger(session)
+
+    def open_run(self, choices: dict) -> None:
+        """A row for this start, once it is admitted. Trouble is logged: the start goes on."""
+        selection = self.selection
+        try:
+            ledger = self._ledger()
+            if ledger is None:
+                return
+            who = self.who()
+            self._run_id = ledger.open(Run(
+                user=who.name, server=self.name or "", groups=tuple(sorted(who.groups)),
+                charges=tuple((c.cap, c.user, c.group) for c in self._charges or ()),
+                profile=selection.profile.slug if selection else None, choices=choices,
+                hardware=selection.profile.hardware.kind if selection else None,
+                node_pool=selection.profile.hardware.node_pool if selection else None))
+        except Exception:
+            self.log.exception("Usage ledger: could not record the start of %s", self.user.name)
+
+    def run_ready(self) -> None:
+        self._ledger_write(lambda ledger: ledger.ready(self._run_id))
+
+    def close_run(self, ended: str) -> None:
+        self._ledger_write(lambda ledger: ledger.close(self._run_id, ended))
+        self._run_id = None
+
+    def _ledger_write(self, write) -> None:
+        if self._run_id is None:
+            return
+        try:
+            ledger = self._ledger()
+            if ledger is not None:
+                write(ledger)
+        except Exception:
+            self.log.exception("Usage ledger: could not record run %s of %s", self._run_id, self.user.name)
+
+    def _close_runs_gone(self, ledger: Ledger) -> None:
+        """Runs left open by a hub that died, whose server is no longer in the hub's database: closed now (the
+        hub's first look after the restart), so their hours count up to here and no further."""
+        alive = {(row.user.name, row.name or "") for row in ledger.session.query(orm.Spawner)
+                 .filter(orm.Spawner.server_id.isnot(None)) if row.user is not None}
+        for run in ledger.open_runs():
+            if (run["user"], run["server"]) not in alive and run["id"] != self._run_id:
+                ledger.close(run["id"], "gone")
+
     def give_back_place(self) -> None:
         limits = self.fair_use_limits()
         if not limits.empty:
@@ -105,9 +178,10 @@ class FairUseMixin(CatalogMixin):
 
     def get_state(self):
         state = super().get_state()
-        if self._charges is not None:
+        if self._charges is not None or self._run_id is not None:
             state[STATE_KEY] = {"profile": self._charged_profile,
-                                "charges": [[c.cap, c.user, c.group] for c in self._charges]}
+                                "charges": [[c.cap, c.user, c.group] for c in self._charges or ()],
+                                "run": self._run_id}
         return state
 
     def load_state(self, state):
@@ -116,10 +190,11 @@ class FairUseMixin(CatalogMixin):
         if isinstance(place, dict):
             self._charged_profile = place.get("profile")
             self._charges = tuple(Charge(*c) for c in place.get("charges") or [])
+            self._run_id = place.get("run")
 
     def clear_state(self):
         super().clear_state()
-        self._charges = self._charged_profile = None
+        self._charges = self._charged_profile = self._run_id = None
 
     # -- after a restart -----------------------------------------------------------------------------
 

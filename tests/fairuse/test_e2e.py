@@ -7,7 +7,9 @@ killed with SIGKILL and started again on the same database counts the servers th
 
 from __future__ import annotations
 
+import json
 import signal
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -72,6 +74,17 @@ def hub(request, cluster, hub_workdir):  # noqa: F811
     h.process.stop()
 
 
+def ledger(workdir) -> dict[str, list[dict]]:
+    """The hub database's usage ledger, by user (read with a second connection, as a report would)."""
+    with sqlite3.connect(str(workdir / "jupyterhub.sqlite")) as db:
+        db.row_factory = sqlite3.Row
+        rows = [dict(r) for r in db.execute("SELECT * FROM jupyterhub_ext_usage ORDER BY id")]
+    out: dict[str, list[dict]] = {}
+    for row in rows:
+        out.setdefault(row["user"], []).append(row)
+    return out
+
+
 def user_pods(cluster) -> list[str]:  # noqa: F811
     return sorted(p["metadata"]["name"] for p in cluster.list("pods", NAMESPACE)
                   if p["metadata"]["name"].startswith("jupyter-") and not p["metadata"].get("deletionTimestamp"))
@@ -84,7 +97,7 @@ def message_of(r) -> str:
         return r.text
 
 
-def test_a_burst_of_300_starts_exactly_the_cap(hub, cluster):  # noqa: F811
+def test_a_burst_of_300_starts_exactly_the_cap(hub, cluster, hub_workdir):  # noqa: F811
     h = hub["hub"]
     names = [f"burst-{i:03d}" for i in range(BURST)]
     r = h.api("POST", "/users", json={"usernames": names})
@@ -106,6 +119,13 @@ def test_a_burst_of_300_starts_exactly_the_cap(hub, cluster):  # noqa: F811
     assert user_pods(cluster) == sorted(f"jupyter-{n}" for n in started)  # nothing else reached Kubernetes
     assert cluster.requests.count("create", "pods") - creates_before == CAP  # one create per admitted start
     hub["started"] = started
+    runs = ledger(hub_workdir)
+    assert sorted(runs) == sorted(started)  # one run each, none for a refused start
+    for n in started:
+        [row] = runs[n]
+        assert row["profile"] == "data-engineering" and row["hardware"] == "cpu" and row["ready"] is not None
+        assert row["stopped"] is None and json.loads(row["choices"]) == PROFILE
+        assert json.loads(row["charges"]) == [["data-engineering", n, None]]
 
 
 def test_a_stop_gives_the_place_back(hub, cluster):  # noqa: F811
@@ -118,7 +138,7 @@ def test_a_stop_gives_the_place_back(hub, cluster):  # noqa: F811
     started[0] = "burst-next"
 
 
-def test_a_failed_start_gives_its_place_back(hub, cluster):  # noqa: F811
+def test_a_failed_start_gives_its_place_back(hub, cluster, hub_workdir):  # noqa: F811
     h = hub["hub"]
     started = hub["started"]
     h.stop_server(started.pop())
@@ -130,11 +150,19 @@ def test_a_failed_start_gives_its_place_back(hub, cluster):  # noqa: F811
     started.append("after-failure")
     r = h.spawn("one-too-many", PROFILE)
     assert r.status_code == 400 and "4 of 4" in message_of(r)
+    runs = ledger(hub_workdir)
+    [failed_run] = runs["fails-to-start"]
+    assert failed_run["ended"] == "failed" and failed_run["ready"] is None  # no hours for it
+    assert [r["ended"] for r in runs["burst-next"]] == [None]
+    stopped = [r for rows in runs.values() for r in rows if r["ended"] == "stopped"]
+    assert len(stopped) == 2  # the two stops so far
 
 
 def test_a_hub_killed_and_started_again_counts_the_servers_that_kept_running(hub, cluster, hub_workdir):  # noqa: F811
     h = hub["hub"]
     started = hub["started"]
+    open_before = sorted(r["id"] for rows in ledger(hub_workdir).values() for r in rows if r["stopped"] is None)
+    assert len(open_before) == CAP
     h.process.proc.send_signal(signal.SIGKILL)
     h.process.proc.wait(10)
     h.process.stop()  # the proxy of the dead hub goes too; the pods stay (as when the hub pod is evicted)
@@ -152,3 +180,9 @@ def test_a_hub_killed_and_started_again_counts_the_servers_that_kept_running(hub
     for n in started[1:] + ["after-restart"]:
         h.stop_server(n)
     cluster.wait_gone("pods", "jupyter-after-restart", NAMESPACE, timeout=60)
+    runs = ledger(hub_workdir)
+    assert all(r["stopped"] is not None for rows in runs.values() for r in rows)
+    # the runs that lived through the crash are one row each, closed by the stops of the new hub
+    survivors = [r for rows in runs.values() for r in rows if r["id"] in open_before]
+    assert {r["ended"] for r in survivors} == {"stopped"} and len(survivors) == CAP
+    assert [r["ended"] for r in runs["after-restart"]] == ["stopped"]
