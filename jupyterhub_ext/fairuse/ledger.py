@@ -118,17 +118,21 @@ class Ledger:
             query = query.where(USAGE.c.user == user)
         return [dict(r) for r in self.session.execute(query).mappings().all()]
 
-    def hours(self, user: str, profiles: Iterable[str], since: datetime.datetime,
-              now: datetime.datetime | None = None) -> float:
-        """Server-hours of ``user`` on ``profiles`` since ``since`` (runs overlapping the period, clipped to it)."""
+    def hours(self, user: str | None, profiles: Iterable[str], since: datetime.datetime,
+              now: datetime.datetime | None = None, *, group: str | None = None) -> float:
+        """Server-hours on ``profiles`` since ``since`` (runs overlapping the period, clipped to it) of ``user``,
+        or of the runs started by members of ``group`` (its members at each start)."""
         now = now or utcnow()
         profiles = list(profiles)
-        rows = self.session.execute(
-            select(USAGE.c.ready, USAGE.c.stopped).where(and_(
-                USAGE.c.user == user, USAGE.c.profile.in_(profiles), USAGE.c.ready.isnot(None),
-                or_(USAGE.c.stopped.is_(None), USAGE.c.stopped > since)))).all()
+        where = [USAGE.c.profile.in_(profiles), USAGE.c.ready.isnot(None),
+                 or_(USAGE.c.stopped.is_(None), USAGE.c.stopped > since), USAGE.c.ready < now]
+        if user is not None:
+            where.append(USAGE.c.user == user)
+        rows = self.session.execute(select(USAGE.c.ready, USAGE.c.stopped, USAGE.c.groups).where(and_(*where))).all()
         total = 0.0
-        for ready, stopped in rows:
+        for ready, stopped, groups in rows:
+            if group is not None and group not in (groups or ()):
+                continue
             start, end = max(ready, since), min(stopped or now, now)
             if end > start:
                 total += (end - start).total_seconds()

@@ -14,10 +14,12 @@ from traitlets import Bool, Dict
 from ..catalog.access import Who
 from ..errors import ConfigError, SpawnRefused
 from ..profiles import CatalogMixin
-from .ledger import Ledger, Run, migrate
+from .budgets import charged_to, period_start
+from .budgets import refusal as budget_refusal
+from .ledger import Ledger, Run, migrate, utcnow
 from .model import NO_LIMITS, Limits, parse_limits
 from .places import Places
-from .rules import Charge, Refusal, charge_anyway, decide, refusal_text
+from .rules import Charge, Refusal, charge_anyway, decide, label_of, refusal_text
 
 # in the spawner's state: {"profile": slug, "charges": [[cap, user, group]], "run": ledger row id}
 STATE_KEY = "jupyterhub_ext_place"
@@ -73,7 +75,10 @@ class FairUseMixin(CatalogMixin):
         return _parsed(text, key, frozenset(p.slug for p in catalog.profiles))
 
     def check_limits_config(self) -> None:
-        self.fair_use_limits()
+        limits = self.fair_use_limits()
+        if limits.budgets and not self.usage_ledger:
+            raise ConfigError(f"{self.catalog_config_name}.usage_ledger",
+                              "hour budgets are counted from the usage ledger: it cannot be turned off with budgets")
 
     def _places(self, limits: Limits) -> Places:
         text = json.dumps(self.limits, sort_keys=True)
@@ -98,9 +103,13 @@ class FairUseMixin(CatalogMixin):
         limits = self.fair_use_limits()
         if limits.empty:
             return
-        places = self._places(limits)
         who = self.who()
         labels = {p.slug: p.display_name for p in self.catalog.profiles}
+        over = self._over_budget(limits, who, profile, labels)
+        if over is not None:
+            self.log.info("Refused %s a start of %r: %s", self.user.name, profile, over.text)
+            raise SpawnRefused(over.text)
+        places = self._places(limits)
         got = places.take(self._place_key, who, profile, labels)
         if isinstance(got, Refusal):
             others = [pv.profile for pv in self.user_view().profiles if pv.profile.slug != profile]
@@ -110,6 +119,28 @@ class FairUseMixin(CatalogMixin):
             self.log.info("Refused %s a start of %r: %s", self.user.name, profile, got.text)
             raise SpawnRefused(message)
         self._charges, self._charged_profile = got, profile
+
+    def _over_budget(self, limits: Limits, who: Who, profile: str, labels) -> Refusal | None:
+        """The first budget on ``profile`` this start would overrun, as a refusal; None if none.
+        Budgets need the ledger: without one (``usage_ledger: false``) the start-up check refuses budgets."""
+        budgets = limits.budgets_on(profile)
+        if not budgets or (who.admin and limits.admins_exempt):
+            return None
+        ledger = self._ledger()
+        if ledger is None:
+            return None
+        now = utcnow()
+        for budget in budgets:
+            whose = charged_to(budget, who)
+            if whose is None:
+                continue
+            since = period_start(budget.period, now)
+            used = ledger.hours(whose if budget.per == "user" else None, budget.profiles, since, now,
+                                group=whose if budget.per == "group" else None)
+            refused = budget_refusal(budget, who, used, now, label_of(budget, labels))
+            if refused is not None:
+                return refused
+        return None
 
     # -- the ledger ----------------------------------------------------------------------------------
 

@@ -24,8 +24,11 @@ from typing import Any, Iterable, Mapping
 from ..catalog.reader import unknown_key_message
 from ..errors import ConfigError
 
-LIMITS_FIELDS = frozenset({"admins_exempt", "pools", "caps"})
+LIMITS_FIELDS = frozenset({"admins_exempt", "pools", "caps", "budgets"})
 CAP_FIELDS = frozenset({"pool", "profile", "total", "per_user", "groups", "others"})
+BUDGET_FIELDS = frozenset({"pool", "profile", "hours", "period", "per", "groups", "minimum_hours"})
+PERIODS = ("week", "month")
+BUDGET_SCOPES = ("user", "group")
 
 
 @dataclass(frozen=True)
@@ -42,17 +45,39 @@ class Cap:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """At most ``hours`` server-hours of ``profiles`` per ``period``, for each user (``per: user``) or for each
+    listed group together (``per: group``), for members of ``groups`` (none listed: everyone, per user)."""
+
+    name: str
+    profiles: frozenset[str]
+    hours: float
+    period: str = "week"
+    per: str = "user"
+    groups: tuple[str, ...] = ()
+    minimum_hours: float = 0.0    # a start needs at least this much of the budget left
+    key: str = ""
+
+    def applies_to(self, groups: frozenset[str]) -> bool:
+        return not self.groups or any(g in groups for g in self.groups)
+
+
+@dataclass(frozen=True)
 class Limits:
     caps: tuple[Cap, ...] = ()
+    budgets: tuple[Budget, ...] = ()
     pools: Mapping[str, frozenset[str]] = field(default_factory=dict)
     admins_exempt: bool = True
 
     @property
     def empty(self) -> bool:
-        return not self.caps
+        return not self.caps and not self.budgets
 
     def caps_on(self, profile: str) -> tuple[Cap, ...]:
         return tuple(c for c in self.caps if profile in c.profiles)
+
+    def budgets_on(self, profile: str) -> tuple[Budget, ...]:
+        return tuple(b for b in self.budgets if profile in b.profiles)
 
 
 NO_LIMITS = Limits()
@@ -118,7 +143,57 @@ def parse_limits(raw: Any, key: str, profiles: Iterable[str]) -> Limits:
         if cap.name in seen:
             raise ConfigError(cap.key, f"{cap.name!r} is capped twice (also {seen[cap.name]}); one cap each")
         seen[cap.name] = cap.key
-    return Limits(caps=caps, pools=pools, admins_exempt=exempt)
+    budgets_raw = raw.get("budgets") or []
+    if not isinstance(budgets_raw, list):
+        raise ConfigError(f"{key}.budgets", f"expected a list of budgets, got {budgets_raw!r}")
+    budgets = tuple(_parse_budget(b, f"{key}.budgets[{i}]", slugs, pools) for i, b in enumerate(budgets_raw))
+    return Limits(caps=caps, budgets=budgets, pools=pools, admins_exempt=exempt)
+
+
+def _target(raw: Mapping, key: str, slugs: frozenset[str], pools: Mapping[str, frozenset[str]]):
+    if ("pool" in raw) == ("profile" in raw):
+        raise ConfigError(key, "name exactly one of pool or profile")
+    if "pool" in raw:
+        name = raw["pool"]
+        if name not in pools:
+            raise ConfigError(f"{key}.pool", f"no pool {name!r} under pools" + _hint(name, sorted(pools)))
+        return name, pools[name]
+    name = _slug(raw["profile"], slugs, f"{key}.profile")
+    return name, frozenset({name})
+
+
+def _hours(value: Any, key: str, *, zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0 \
+            or (value == 0 and not zero) or value == float("inf"):
+        raise ConfigError(key, f"expected a positive number of hours, got {value!r}")
+    return float(value)
+
+
+def _parse_budget(raw: Any, key: str, slugs: frozenset[str], pools: Mapping[str, frozenset[str]]) -> Budget:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(key, f"expected a mapping (pool or profile, hours, period), got {raw!r}")
+    _known(raw, BUDGET_FIELDS, key)
+    name, members = _target(raw, key, slugs, pools)
+    if "hours" not in raw:
+        raise ConfigError(f"{key}.hours", "a budget needs its hours per period")
+    hours = _hours(raw["hours"], f"{key}.hours")
+    period = raw.get("period", "week")
+    if period not in PERIODS:
+        raise ConfigError(f"{key}.period", f"expected one of {', '.join(PERIODS)}, got {period!r}")
+    per = raw.get("per", "user")
+    if per not in BUDGET_SCOPES:
+        raise ConfigError(f"{key}.per", f"expected one of {', '.join(BUDGET_SCOPES)}, got {per!r}")
+    groups = raw.get("groups") or []
+    if not isinstance(groups, list) or not all(isinstance(g, str) and g for g in groups):
+        raise ConfigError(f"{key}.groups", f"expected a list of group names, got {groups!r}")
+    if per == "group" and not groups:
+        raise ConfigError(f"{key}.groups", "a budget per group needs the groups it is for")
+    minimum = _hours(raw.get("minimum_hours", 0), f"{key}.minimum_hours", zero=True)
+    if minimum > hours:
+        raise ConfigError(f"{key}.minimum_hours", f"{minimum:g} is more than the budget of {hours:g} hours: "
+                                                  "no start could ever be made")
+    return Budget(name=name, profiles=members, hours=hours, period=period, per=per, groups=tuple(groups),
+                  minimum_hours=minimum, key=key)
 
 
 def _parse_cap(raw: Any, key: str, slugs: frozenset[str], pools: Mapping[str, frozenset[str]]) -> Cap:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from ..catalog.access import Who
-from .model import Cap, Limits
+from .model import Budget, Cap, Limits
 
 OTHERS = "\x00others"  # the group of record of users in none of a cap's groups (never a real group's name)
 FREES_WHEN = "A place frees when someone stops their server."
@@ -97,11 +97,11 @@ def decide(limits: Limits, counts: Counts, who: Who, profile: str,
     return tuple(charges)
 
 
-def label_of(cap: Cap, labels: Mapping[str, str]) -> str:
-    """``the GPU (A10G) servers`` for a profile, ``the a10g servers`` for a pool."""
-    if len(cap.profiles) == 1 and cap.name in labels:
-        return f"the {labels[cap.name]} servers"
-    return f"the {cap.name} servers"
+def label_of(target: Cap | Budget, labels: Mapping[str, str]) -> str:
+    """``the GPU (A10G) servers`` for a cap or budget on a profile, ``the a10g servers`` on a pool."""
+    if len(target.profiles) == 1 and target.name in labels:
+        return f"the {labels[target.name]} servers"
+    return f"the {target.name} servers"
 
 
 def refusal_text(refusal: Refusal, alternatives: Iterable[str]) -> str:

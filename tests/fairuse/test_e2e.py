@@ -7,6 +7,7 @@ killed with SIGKILL and started again on the same database counts the servers th
 
 from __future__ import annotations
 
+import datetime
 import json
 import signal
 import sqlite3
@@ -28,7 +29,9 @@ CLUSTER_OPTIONS = {"pools": pools_from_platform(delay=0.2),
                    "command_map": {**DEFAULT_COMMAND_MAP, "jupyterhub-singleuser": STANDIN_COMMAND},
                    "missing_images": ["quay.io/jupyter/pyspark-notebook:spark-3.4.1"]}
 CAP = 4
-LIMITS = {"caps": [{"profile": "data-engineering", "total": CAP}]}
+LIMITS = {"caps": [{"profile": "data-engineering", "total": CAP}],
+          # 36 seconds of Elyra a week, and a start needs 18 left: a minute of use is over it
+          "budgets": [{"profile": "elyra", "hours": 0.01, "minimum_hours": 0.005}]}
 BURST = 300
 PROFILE = {"profile": "data-engineering", "image": "pyspark-3-5"}
 
@@ -156,6 +159,27 @@ def test_a_failed_start_gives_its_place_back(hub, cluster, hub_workdir):  # noqa
     assert [r["ended"] for r in runs["burst-next"]] == [None]
     stopped = [r for rows in runs.values() for r in rows if r["ended"] == "stopped"]
     assert len(stopped) == 2  # the two stops so far
+
+
+def test_a_start_the_hour_budget_cannot_cover_is_refused_with_the_figures(hub, cluster, hub_workdir):  # noqa: F811
+    h = hub["hub"]
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    week = now.replace(hour=0, minute=0, second=0, microsecond=0) - datetime.timedelta(days=now.weekday())
+    ready = max(week, now - datetime.timedelta(seconds=60))
+    with sqlite3.connect(str(hub_workdir / "jupyterhub.sqlite")) as db:  # a run of a minute, this week
+        db.execute("INSERT INTO jupyterhub_ext_usage (user, server, groups, charges, profile, choices, hardware, "
+                   "requested, ready, stopped, ended) VALUES ('spent', '', '[]', '[]', 'elyra', '{}', 'cpu', ?, ?, "
+                   "?, 'stopped')", (ready.isoformat(" "), ready.isoformat(" "), now.isoformat(" ")))
+    h.ensure_user("spent")
+    r = h.spawn("spent", {"profile": "elyra"})
+    assert r.status_code == 400, r.text
+    text = message_of(r)
+    assert text.startswith("You have used 0.01 of your 0.01 hours of the Elyra (CPU) servers this week"), text
+    assert "The budget starts again on Monday" in text
+    assert "jupyter-spent" not in user_pods(cluster)
+    assert "spent" not in ledger(hub_workdir) or len(ledger(hub_workdir)["spent"]) == 1  # no run for a refusal
+    h.start("fresh", {"profile": "elyra"}, timeout=120)  # someone with the budget left
+    h.stop_server("fresh")
 
 
 def test_a_hub_killed_and_started_again_counts_the_servers_that_kept_running(hub, cluster, hub_workdir):  # noqa: F811

@@ -3,10 +3,14 @@ kept as servers start and stop."""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from jupyterhub_ext.catalog.access import Who
 from jupyterhub_ext.errors import ConfigError
+from jupyterhub_ext.fairuse.budgets import charged_to, period_end, period_start
+from jupyterhub_ext.fairuse.budgets import refusal as budget_refusal
 from jupyterhub_ext.fairuse.model import parse_limits
 from jupyterhub_ext.fairuse.places import Places
 from jupyterhub_ext.fairuse.rules import OTHERS, Charge, Refusal, charge_anyway, refusal_text
@@ -147,3 +151,61 @@ def test_the_refusal_says_when_a_place_frees_and_what_else_to_start():
                         ["CPU", "Elyra"])
     assert text == ("All 2 servers of the Trainium servers are in use right now (2 of 2). A place frees when someone "
                     "stops their server. You may start instead: CPU, Elyra.")
+
+
+# -- hour budgets ------------------------------------------------------------------------------------------
+
+BUDGETS = {"pools": {"a10g": ["gpu", "gpu-timeslice"]},
+           "budgets": [{"pool": "a10g", "hours": 20, "groups": ["students"], "minimum_hours": 1},
+                       {"profile": "trainium", "hours": 100, "period": "month", "per": "group",
+                        "groups": ["research"]}]}
+
+
+def test_budgets_parsed_and_who_they_charge():
+    lim = limits(BUDGETS)
+    [week] = lim.budgets_on("gpu")
+    assert (week.hours, week.period, week.per, week.minimum_hours) == (20.0, "week", "user", 1.0)
+    assert charged_to(week, student("s1")) == "s1" and charged_to(week, Who("x", frozenset({"staff"}))) is None
+    [month] = lim.budgets_on("trainium")
+    assert charged_to(month, Who("r", frozenset({"research", "x"}))) == "research"
+    assert not lim.empty and limits({"budgets": BUDGETS["budgets"], "pools": BUDGETS["pools"]}).caps == ()
+
+
+@pytest.mark.parametrize("raw, path, words", [
+    ({"budgets": [{"profile": "gpu"}]}, "budgets[0].hours", "needs its hours"),
+    ({"budgets": [{"profile": "gpu", "hours": 0}]}, "budgets[0].hours", "positive number of hours"),
+    ({"budgets": [{"profile": "gpu", "hours": -5}]}, "budgets[0].hours", "positive number of hours"),
+    ({"budgets": [{"profile": "gpu", "hours": 5, "period": "day"}]}, "budgets[0].period", "week, month"),
+    ({"budgets": [{"profile": "gpu", "hours": 5, "per": "group"}]}, "budgets[0].groups", "needs the groups"),
+    ({"budgets": [{"profile": "gpu", "hours": 5, "minimum_hours": 6}]}, "budgets[0].minimum_hours",
+     "no start could ever be made"),
+    ({"budgets": [{"profile": "gpu", "hours": 5, "hour": 1}]}, "budgets[0].hour", "did you mean 'hours'"),
+    ({"budgets": [{"pool": "nope", "hours": 5}]}, "budgets[0].pool", "no pool 'nope'"),
+])
+def test_bad_budgets_name_the_key(raw, path, words):
+    e = error(raw)
+    assert e.path == f"{KEY}.{path}" and words in e.message, (e.path, e.message)
+
+
+def test_periods_are_utc_weeks_from_monday_and_calendar_months():
+    now = datetime.datetime(2026, 12, 9, 15, 30)  # a Wednesday
+    assert period_start("week", now) == datetime.datetime(2026, 12, 7)
+    assert period_end("week", now) == datetime.datetime(2026, 12, 14)
+    assert period_start("month", now) == datetime.datetime(2026, 12, 1)
+    assert period_end("month", now) == datetime.datetime(2027, 1, 1)
+
+
+def test_a_start_the_budget_cannot_cover_is_refused_with_the_figures():
+    [week] = limits(BUDGETS).budgets_on("gpu")
+    now = datetime.datetime(2026, 12, 9, 15, 30)
+    assert budget_refusal(week, student("s1"), 18.9, now, "the a10g servers") is None
+    assert budget_refusal(week, student("s1"), 19.0, now, "the a10g servers") is None  # exactly the minimum left
+    refused = budget_refusal(week, student("s1"), 19.5, now, "the a10g servers")
+    assert refused.text == ("You have used 19.5 of your 20 hours of the a10g servers this week; a start needs at "
+                            "least 1 hour left. The budget starts again on Monday 14 December 2026, 00:00 UTC.")
+    over = budget_refusal(week, student("s1"), 23.0, now, "the a10g servers")
+    assert "used 20 of your 20 hours" in over.text  # never more than the budget, even after a grace period
+    [month] = limits(BUDGETS).budgets_on("trainium")
+    group = budget_refusal(month, Who("r", frozenset({"research"})), 100, now, "the Trainium servers")
+    assert group.text.startswith("Your group research has used 100 of its 100 hours of the Trainium servers this "
+                                 "month.") and "Friday 1 January 2027" in group.text
