@@ -231,7 +231,8 @@ class FairUseMixin(CatalogMixin):
 
     def _servers_in_database(self, limits: Limits):
         """(key, profile, charges) of every server the hub's database says is running or starting."""
-        db = self.db
+        # JupyterHub's own session, through the spawner's row (Spawner.db is deprecated)
+        db = object_session(self.orm_spawner) if self.orm_spawner is not None else None
         if db is None:
             return []
         out = []
