@@ -2,7 +2,8 @@
 """Benchmark: the course seeder against `cp -r` and `rsync -a --ignore-existing` (not a test).
 
     python benchmarks/seeder.py                      # 5,000 files / 500 MB, table on stdout
-    python benchmarks/seeder.py --files 500 --size 50M --json
+    python benchmarks/seeder.py --files 500 --size 50M --json      # JSON on stdout (--json FILE: to a file)
+    python benchmarks/seeder.py --delivery --json /tmp/bench/delivery.json   # course delivery on the cluster
 
 For each tool: a cold seed into an empty home and a warm re-seed (nothing changed), each repeated into fresh
 directories (best and median wall time reported, runs interleaved so drift hits every tool alike); then
@@ -12,6 +13,19 @@ writes (`--write-index`). With --fsync the durable modes are compared too, again
 
 Nothing is deleted between timed runs: on filesystems mounted with `discard`, freeing blocks right before a
 copy slows that copy down by several times, which would penalise whichever tool runs next.
+
+With --delivery: what delivering the course costs a server's start, pod create -> Ready on the emulated cluster
+(tests/harness: its kubelet really runs the init containers, the notebook container and its postStart hook, as
+the user, on a persistent EFS-like home), for each delivery mode against the same pod without any course, in one
+run: `init-container` (the default: the course image's own seeder, before the notebook starts), `image-volume`
+(the course image mounted, the seeder from postStart) and `postStart` (today's `path` course: the user image
+carries the course and the seeder). Each is timed at a first start into an empty home and at an unchanged
+restart (pod deleted, started again on the same home); the pod specs are built by the spawner's own
+``courses.plan.plan_courses`` and ``post_start_command``. Every start is checked (the course's files, sizes and
+sample contents in the home, the seeder's status line) so a broken delivery cannot give a fast number. Beside the
+wall time: the CPU time of the processes that ended before Ready (the delivery's: init container, postStart
+exec), and "seeder alone", the same seeder on the same trees as a plain process with no pod, as the yardstick.
+Image pulls are not modelled (the emulated kubelet has every image at once), nor CPU limits.
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -208,9 +223,20 @@ def main() -> int:
                    help="interpreter for the seeder (default: the system python3, as in an image)")
     p.add_argument("--fsync", action="store_true", help="also compare the durable modes")
     p.add_argument("--no-strace", action="store_true")
-    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="write the results as JSON to FILE (alone: print JSON instead of the table)")
     p.add_argument("--keep", action="store_true", help="keep the directories afterwards")
+    d = p.add_argument_group("course delivery on the emulated cluster (--delivery)")
+    d.add_argument("--delivery", action="store_true",
+                   help="time pod create -> Ready for each course delivery mode against no course (see above)")
+    d.add_argument("--rounds", type=int, default=6, help="rounds of every mode, in ABBA order (default 6)")
+    d.add_argument("--timeout", type=float, default=300, help="seconds a pod may take to be Ready")
+    d.add_argument("--image-volume-copy", action="store_true",
+                   help="let the emulated kubelet copy the course into every image volume (its own model; a real "
+                        "node mounts the unpacked image), instead of hard-linking it")
     args = p.parse_args()
+    if args.delivery:
+        return delivery_main(args)
 
     work = tempfile.mkdtemp(prefix="seeder-bench-", dir=args.dir or "/var/tmp")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
@@ -294,10 +320,14 @@ def main() -> int:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    if args.json:
+    if args.json == "-":
         json.dump(results, sys.stdout, indent=2)
         print()
     else:
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=2)
+                f.write("\n")
         print_table(results)
     return 0
 
@@ -327,6 +357,463 @@ def print_table(results: dict) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
     print("floor for any warm run (find stat-ing both trees): %.3f s; load average at the end: %s"
           % (results["find_both_trees_s"], " ".join("%.1f" % x for x in results.get("load_average", ()))))
+
+# -- course delivery on the emulated cluster (--delivery) ------------------------------------------------------------
+
+NAMESPACE = "bench"
+POD = "jupyter-bench"
+COURSE_NAME = "cs101"
+USER_IMAGE = "quay.io/jupyter/pyspark-notebook:2025-10-13"    # third-party: no seeder, no course, no package
+OWN_USER_IMAGE = "ghcr.io/example-org/jupyterhub-ext-singleuser:0.1.0"  # images/singleuser: course + seeder
+COURSE_IMAGE = "ghcr.io/uni/cs101-course:2026-12-07"             # images/course: /course + /opt/course-seeder
+USER_COURSE_DIR = "/opt/course"                                  # where images/singleuser has the course
+MODES = ("no course", "init-container", "image-volume", "postStart")
+ALONE = "seeder alone"  # no pod: the same seeder run directly on this machine, the yardstick of the delivery
+STATUS = re.compile(r"course-seeder status=(\S+) (.*)")
+
+
+def course_files(root: str) -> dict[str, int]:
+    """Relative path -> size of every regular file of a course tree or a seeded folder, the seeder's own files
+    (its state directory, an image's hash index) left out."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != ".course-seeder"]
+        for name in filenames:
+            if name.startswith(".course-seeder"):
+                continue
+            path = os.path.join(dirpath, name)
+            out[os.path.relpath(path, root)] = os.lstat(path).st_size
+    return out
+
+
+def tree_metadata(work: str) -> dict[str, tuple]:
+    """(uid, gid, mode, size, mtime) of every file and directory of the images' trees (course, site)."""
+    out = {}
+    for top in ("course", "site"):
+        for dirpath, dirnames, filenames in os.walk(os.path.join(work, top)):
+            for name in [""] + filenames:
+                st = os.lstat(os.path.join(dirpath, name))
+                out[os.path.join(dirpath, name)] = (st.st_uid, st.st_gid, st.st_mode, st.st_size, st.st_mtime_ns)
+    return out
+
+
+def seeder_status(folder: str) -> list[dict]:
+    """The seeder's summary lines in the home (oldest first), each as its key=value fields."""
+    try:
+        with open(os.path.join(folder, ".course-seeder", "seeder.log")) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        m = STATUS.search(line)
+        if m:
+            fields = dict(kv.split("=", 1) for kv in m.group(2).split() if "=" in kv)
+            out.append({"status": m.group(1), **fields})
+    return out
+
+
+def check_home(mode: str, phase: str, home: str, course: str, expected: dict[str, int], sample: list[str],
+               starts: int, pod: dict) -> dict:
+    """Fail unless the home is what the start must have left: the whole course after a delivering start (same
+    files, sizes, sampled contents, owned by the user, a new ok status line), nothing of it without a course."""
+    folder = os.path.join(home, COURSE_NAME)
+    if mode == "no course":
+        if os.path.exists(folder):
+            raise AssertionError(f"{mode}, {phase}: {folder} exists, but no course was delivered")
+        return {}
+    problems = []
+    for s in pod["status"].get("initContainerStatuses") or []:
+        term = s["state"].get("terminated") or {}
+        if term.get("exitCode") != 0:
+            problems.append(f"init container {s['name']} state {s['state']}")
+    got = course_files(folder) if os.path.isdir(folder) else {}
+    if got != expected:
+        missing = sorted(set(expected) - set(got))
+        wrong = sorted(k for k in expected if k in got and got[k] != expected[k])
+        problems.append(f"{len(got)} of {len(expected)} files in the home ({len(missing)} missing, e.g. "
+                        f"{missing[:3]}; {len(wrong)} of the wrong size, e.g. {wrong[:3]}; "
+                        f"{len(set(got) - set(expected))} extra)")
+    else:
+        for rel in sample:
+            with open(os.path.join(course, rel), "rb") as a, open(os.path.join(folder, rel), "rb") as b:
+                if a.read() != b.read():
+                    problems.append(f"{rel} differs from the course's")
+        st = os.stat(os.path.join(folder, sample[0]))
+        if (st.st_uid, st.st_gid) != (1000, 100):
+            problems.append(f"{sample[0]} is owned by {st.st_uid}:{st.st_gid}, not the user 1000:100")
+    lines = seeder_status(folder)
+    last = lines[-1] if lines else {}
+    if len(lines) != starts:
+        problems.append(f"{len(lines)} seeder status lines after {starts} starts")
+    elif last.get("status") != "ok" or last.get("errors") != "0" or last.get("files") != str(len(expected)):
+        problems.append(f"the seeder's last status line: {last}")
+    elif phase == "first" and last.get("added") != str(len(expected)):
+        problems.append(f"first start added {last.get('added')} of {len(expected)} files")
+    elif phase == "restart" and (last.get("added"), last.get("updated"), last.get("written")) != ("0", "0", "0"):
+        problems.append(f"an unchanged restart changed the home: {last}")
+    if problems:
+        raise AssertionError(f"{mode}, {phase} start: " + "; ".join(problems))
+    return {"seeder_took_s": float(last.get("took", "nan").rstrip("s"))}
+
+
+class ReadyTimes:
+    """The moments (perf_counter) a pod's conditions turned true, from the store's own change feed: no polling,
+    no API round trip between the kubelet's status write and the clock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.name = ""
+        self.seen: dict[str, float] = {}
+        self.ready = threading.Event()
+        self.cpu_at_ready = os.times()
+
+    def expect(self, name: str) -> None:
+        with self.lock:
+            self.name, self.seen = name, {}
+            self.ready.clear()
+
+    def __call__(self, plural: str, change) -> None:  # on the cluster's loop, synchronously
+        if plural != "pods" or change.type == "DELETED":
+            return
+        pod = change.obj
+        if pod["metadata"]["name"] != self.name or pod["metadata"].get("deletionTimestamp"):
+            return
+        now = time.perf_counter()
+        with self.lock:
+            for cond in (pod.get("status") or {}).get("conditions") or []:
+                if cond.get("status") == "True":
+                    self.seen.setdefault(cond["type"], now)
+            if "Ready" in self.seen and not self.ready.is_set():
+                self.cpu_at_ready = os.times()
+                self.ready.set()
+
+
+def link_image_volumes(kubelet, setup: list[float], copy: bool) -> None:
+    """Time the emulated kubelet's image-volume set-up, and (unless ``copy``) make it hard-link the image's
+    files instead of copying them into every pod's volume: a real node mounts the image it unpacked once (with
+    the pull), which costs a pod start nothing per file. Hard links are the same files (bytes, modes, mtimes),
+    still read-only in the container, so the seeder sees exactly what the copy would give it."""
+    original = kubelet._image_volume
+
+    def image_volume(rt, name, source):
+        started = time.perf_counter()
+        path = os.path.join(rt.dir, "volumes", "kubernetes.io~image", name)
+        fresh = not os.path.isdir(path)
+        if copy or not fresh:
+            result = original(rt, name, source)
+        else:
+            os.makedirs(path)
+            for inside, src in kubelet.image_config(source.get("reference", "")).content.items():
+                # __pycache__ kept: images/course byte-compiles the seeder (the harness' copy drops it)
+                shutil.copytree(src, path + os.path.normpath(inside), symlinks=True, copy_function=os.link)
+            # Kubernetes applies no fsGroup to an image volume (read-only, mounted by the runtime); the emulated
+            # kubelet would chgrp/chmod every file, and through hard links the image's own files. Its root in
+            # the pod's group makes it skip the walk (fsGroupChangePolicy OnRootMismatch).
+            fs_group = (kubelet._pod(rt)["spec"].get("securityContext") or {}).get("fsGroup")
+            if fs_group is not None:
+                os.chown(path, -1, fs_group)
+            rt.read_only_volumes.add(name)
+            result = path
+        if fresh:
+            setup.append(time.perf_counter() - started)
+        return result
+
+    kubelet._image_volume = image_volume
+
+
+def delivery_pod(mode: str, subpath: str, python: str) -> tuple[dict, dict]:
+    """A notebook pod as the chart has it (the user's uid/gid, the home a subPath of the EFS claim), with the
+    course parts that the spawner's own planner gives ``mode``. Returns (pod, what was delivered how)."""
+    # (not courses.kube: it imports KubeSpawner, seconds on a busy machine; its course_init_resources are left
+    # out, as the emulated kubelet enforces no CPU or memory limits)
+    from jupyterhub_ext.courses.model import Course
+    from jupyterhub_ext.courses.plan import CoursePlan, Delivery, Home, plan_courses, post_start_command
+
+    home_mount = {"name": "home", "mountPath": "/home/jovyan", "subPath": subpath}
+    plan = CoursePlan()
+    image = USER_IMAGE
+    if mode != "no course":
+        if mode == "postStart":
+            course, image = Course(COURSE_NAME, "path", USER_COURSE_DIR, COURSE_NAME), OWN_USER_IMAGE
+        else:
+            course = Course(COURSE_NAME, "image", COURSE_IMAGE, COURSE_NAME)
+        delivery = Delivery(mode="image-volume" if mode == "image-volume" else "init-container", uid=1000, gid=100,
+                            python=python)
+        plan = plan_courses([course], Home("/home/jovyan", home_mount), delivery)
+    env = {"JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888/user/bench/", "JUPYTERHUB_SERVICE_PREFIX": "/user/bench/",
+           "JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api", "JUPYTERHUB_API_TOKEN": "bench",
+           "JUPYTERHUB_USER": "bench"}
+    container = {
+        "name": "notebook", "image": image, "imagePullPolicy": "IfNotPresent",
+        "args": ["jupyterhub-singleuser"], "env": [{"name": k, "value": v} for k, v in env.items()],
+        "ports": [{"name": "notebook-port", "containerPort": 8888}], "workingDir": "/home/jovyan",
+        "securityContext": {"runAsUser": 1000, "runAsGroup": 100, "allowPrivilegeEscalation": False},
+        "volumeMounts": [home_mount, *plan.volume_mounts.values()],
+    }
+    hook = post_start_command(plan.post_start)
+    if hook is not None:
+        container["lifecycle"] = {"postStart": {"exec": {"command": hook}}}
+    spec = {"containers": [container], "restartPolicy": "OnFailure", "terminationGracePeriodSeconds": 1,
+            "securityContext": {"fsGroup": 100},
+            "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "efs-home"}},
+                        *plan.volumes.values()]}
+    if plan.init_containers:
+        spec["initContainers"] = list(plan.init_containers.values())
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": POD, "namespace": NAMESPACE,
+                        "labels": {"app": "jupyterhub", "component": "singleuser-server"}},
+           "spec": spec}
+    return pod, dict(plan.delivered)
+
+
+def delivery_main(args) -> int:
+    import common
+    from tests.harness import DEFAULT_COMMAND_MAP, STANDIN_COMMAND, EmulatedCluster, ImageConfig, make_node
+    from tests.harness.kubelet import probe_isolation
+    from tests.harness.platform import efs_objects
+
+    import jupyterhub_ext
+
+    if probe_isolation() != "namespaces":
+        print("--delivery needs the kubelet's mount namespaces (root with CAP_SYS_ADMIN, as the end-to-end tests): "
+              "without them a container cannot see a course image's /course", file=sys.stderr)
+        return 2
+    m = common.machine()
+    python_version = subprocess.run([args.python, "-c", "import platform; print(platform.python_version())"],
+                                    capture_output=True, text=True).stdout.strip()
+    work = tempfile.mkdtemp(prefix="seeder-delivery-", dir=args.dir or "/var/tmp")
+    os.chmod(work, 0o755)  # the containers run as the user (1000): the images' files must be readable
+    package_dirs = sorted({os.path.join(REPO, "jupyterhub_ext"),
+                           os.path.dirname(os.path.abspath(jupyterhub_ext.__file__))})
+    cluster = None
+    try:
+        site = install_like_an_image(work, args.python)  # the seeder as both images install it, byte-compiled
+        course = os.path.join(work, "course")
+        make_course(course, args.files, args.size)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env["PYTHONPATH"] = site
+        # both images record the course's hashes at build time (images/course, images/singleuser)
+        subprocess.run([args.python, "-m", "jupyterhub_ext.seeder", "--source", course, "--write-index"],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+        for dirpath, dirnames, filenames in os.walk(work):  # an image's files are readable by every user
+            os.chmod(dirpath, 0o755)
+            for f in filenames:
+                os.chmod(os.path.join(dirpath, f), 0o644)
+        expected = course_files(course)
+        image_before = tree_metadata(work)  # nothing a pod does may change an image's files
+        rng = random.Random(11)
+        sample = sorted(rng.sample(sorted(expected), min(50, len(expected))))
+        path = ":".join([os.path.dirname(args.python), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+        seeder_dir = os.path.join(site, "jupyterhub_ext", "seeder")
+        images = {
+            # a third-party user image: none of this package, no seeder, no course
+            USER_IMAGE: ImageConfig(lacks=package_dirs, env={"PATH": path}),
+            # images/singleuser: the course at /opt/course, the seeder importable by the image's python3
+            OWN_USER_IMAGE: ImageConfig(content={USER_COURSE_DIR: course, "/opt/jupyterhub-ext": site},
+                                        env={"PATH": path, "PYTHONPATH": "/opt/jupyterhub-ext"}, lacks=package_dirs),
+            # images/course: the course at /course, the stdlib seeder at /opt/course-seeder/seeder, python3
+            COURSE_IMAGE: ImageConfig(content={"/course": course, "/opt/course-seeder/seeder": seeder_dir},
+                                      env={"PATH": path, "PYTHONDONTWRITEBYTECODE": "1"}, lacks=package_dirs,
+                                      working_dir="/course", dirs={}),
+        }
+        cluster = EmulatedCluster(
+            data_dir=os.path.join(work, "cluster"), pools=[], nodes=[make_node("bench-node", cpu=8, memory="32Gi")],
+            namespaces=(NAMESPACE,), images=images, feature_gates=("ImageVolume",),
+            command_map={**DEFAULT_COMMAND_MAP, "jupyterhub-singleuser": STANDIN_COMMAND}).start()
+        volume_setup: list[float] = []
+        cluster.call(lambda: link_image_volumes(cluster.kubelet, volume_setup, args.image_volume_copy))
+        for plural, body in efs_objects(NAMESPACE):  # the shipped EKS homes: one EFS claim, a subPath per user
+            cluster.create(plural, body, body["metadata"].get("namespace"))
+        claim = cluster.wait_for(lambda: cluster.claim_dir(NAMESPACE, "efs-home") if (cluster.get(
+            "persistentvolumeclaims", "efs-home", NAMESPACE).get("status") or {}).get("phase") == "Bound" else None,
+            30, what="the home claim bound")
+        times = ReadyTimes()
+        cluster.call(lambda: cluster.store.subscribe(times))
+
+        def start(mode: str, subpath: str) -> dict:
+            pod, delivered = delivery_pod(mode, subpath, "python3")
+            subprocess.run(["sync"])  # the previous home's writes are not this start's to pay
+            times.expect(POD)
+            c0 = os.times()
+            t0 = time.perf_counter()
+            cluster.create("pods", pod, NAMESPACE)
+            if not times.ready.wait(args.timeout):
+                found = cluster.find("pods", POD, NAMESPACE)
+                raise RuntimeError(f"{mode}: not Ready after {args.timeout} s: status="
+                                   f"{json.dumps((found or {}).get('status'))} events="
+                                   f"{cluster.event_messages(NAMESPACE, POD)}")
+            with times.lock:
+                seen, c1 = dict(times.seen), times.cpu_at_ready
+            # CPU, which a shared machine distorts least: of the processes that ended before Ready (the init
+            # container, the postStart exec, each as a whole tree: everything the course's delivery ran; the
+            # notebook's own process is still running and counted in no mode), and of this process (the
+            # emulated API server and kubelet, e.g. setting up an image volume)
+            pods_cpu = (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
+            own_cpu = (c1.user - c0.user) + (c1.system - c0.system)
+            return {"ready_s": seen["Ready"] - t0, "initialized_s": seen.get("Initialized", seen["Ready"]) - t0,
+                    "delivery_cpu_s": pods_cpu, "kubelet_cpu_s": own_cpu,
+                    "pod": cluster.get("pods", POD, NAMESPACE), "delivered": delivered}
+
+        def stop() -> None:
+            cluster.delete("pods", POD, NAMESPACE, grace_period_seconds=1)
+            cluster.wait_gone("pods", POD, NAMESPACE, timeout=60)
+
+        def alone(dest: str) -> dict:
+            """The same seeder on the same trees as a plain process of this machine, as the user: no pod."""
+            subprocess.run(["sync"])
+            c0, t0 = os.times(), time.perf_counter()
+            subprocess.run([args.python, "-m", "jupyterhub_ext.seeder", "--source", course, "--dest", dest],
+                           check=True, env=env, stdout=subprocess.DEVNULL, user=1000, group=100, extra_groups=[])
+            wall, c1 = time.perf_counter() - t0, os.times()
+            return {"ready_s": wall, "initialized_s": wall, "kubelet_cpu_s": 0.0, "pod": {"status": {}},
+                    "delivered": {},
+                    "delivery_cpu_s": (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)}
+
+        everything = MODES + (ALONE,)
+        runs = {mode: {phase: [] for phase in ("first", "restart")} for mode in everything}
+        order = []
+        delivered_how = {}
+        n = 0
+        for r in range(args.rounds):
+            modes = everything if r % 2 == 0 else tuple(reversed(everything))  # ABBA: drift hits all alike
+            order.append(list(modes))
+            for mode in modes:
+                n += 1
+                subpath = "bench-%03d" % n
+                home = os.path.join(claim, subpath)
+                if mode == ALONE:
+                    os.makedirs(os.path.join(home, COURSE_NAME))
+                    for d in (home, os.path.join(home, COURSE_NAME)):
+                        os.chown(d, 1000, 100)
+                for starts, phase in enumerate(("first", "restart"), 1):
+                    volumes_before = len(volume_setup)
+                    got = alone(os.path.join(home, COURSE_NAME)) if mode == ALONE else start(mode, subpath)
+                    extra = check_home(mode, phase, home, course, expected, sample, starts, got["pod"])
+                    delivered_how[mode] = got["delivered"].get(COURSE_NAME, "-")
+                    if mode != ALONE:
+                        stop()
+                    entry = {"round": r + 1, "ready_s": round(got["ready_s"], 4),
+                             "initialized_s": round(got["initialized_s"], 4),
+                             "delivery_cpu_s": round(got["delivery_cpu_s"], 3),
+                             "kubelet_cpu_s": round(got["kubelet_cpu_s"], 3), **extra}
+                    if len(volume_setup) > volumes_before:
+                        entry["image_volume_setup_s"] = round(sum(volume_setup[volumes_before:]), 4)
+                    runs[mode][phase].append(entry)
+                    print("round %d %-14s %-7s ready %.3f s, CPU %.3f s%s" % (
+                        r + 1, mode, phase, got["ready_s"], got["delivery_cpu_s"],
+                        " (seeder %.2f s)" % extra["seeder_took_s"] if extra else ""), file=sys.stderr, flush=True)
+        changed = [k for k, v in tree_metadata(work).items() if image_before.get(k, v) != v]
+        if changed:
+            raise AssertionError(f"the images' files changed during the run (owner, mode, size or mtime): "
+                                 f"{len(changed)}, e.g. {changed[:3]}")
+        results = delivery_results(runs, args, order, delivered_how)
+        results["machine"] = {"python_seeder": "%s (%s)" % (python_version, args.python), "work": work,
+                              "filesystem": machine(work).get("filesystem")}
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    doc = common.report("seeder --delivery", args, results, m)
+    if args.json == "-":
+        json.dump(doc, sys.stdout, indent=2, default=str)
+        print()
+        return 0
+    common.write_json(args.json, doc)
+    print_delivery(doc)
+    return 0
+
+
+def delivery_results(runs: dict, args, order: list, delivered_how: dict) -> dict:
+    def stats(entries: list[dict], key: str) -> dict:
+        vals = [e[key] for e in entries if key in e]
+        return {"best": min(vals), "median": statistics.median(vals), "runs": vals} if vals else {}
+
+    modes = {}
+    for mode in MODES + (ALONE,):
+        modes[mode] = {"delivered_by": delivered_how.get(mode, "-")}
+        for phase in ("first", "restart"):
+            e = runs[mode][phase]
+            modes[mode][phase] = {"ready_s": stats(e, "ready_s"), "initialized_s": stats(e, "initialized_s"),
+                                  "delivery_cpu_s": stats(e, "delivery_cpu_s"),
+                                  "kubelet_cpu_s": stats(e, "kubelet_cpu_s"),
+                                  "seeder_took_s": stats(e, "seeder_took_s"),
+                                  "image_volume_setup_s": stats(e, "image_volume_setup_s"), "runs": e}
+            if mode == ALONE:
+                continue
+            base = runs["no course"][phase]
+            # the delivery's cost: over the same pod without a course, per round (paired) and of best and median
+            paired = [a["ready_s"] - b["ready_s"] for a, b in zip(e, base)]
+            modes[mode][phase]["added_s"] = {
+                "best": modes[mode][phase]["ready_s"]["best"] - min(x["ready_s"] for x in base),
+                "median": modes[mode][phase]["ready_s"]["median"] - statistics.median(x["ready_s"] for x in base),
+                "paired_median": statistics.median(paired), "paired_runs": [round(x, 4) for x in paired]}
+    for mode in MODES[1:]:  # what the pod adds to the seeder's own run: containers, hooks, mounts
+        for phase in ("first", "restart"):
+            modes[mode][phase]["over_seeder_alone_median_s"] = (
+                modes[mode][phase]["added_s"]["median"] - modes[ALONE][phase]["ready_s"]["median"])
+    ratios = {}
+    for mode in ("init-container", "image-volume"):
+        for phase in ("first", "restart"):
+            a, b = modes[mode][phase], modes["postStart"][phase]
+            ratios[f"{mode}/postStart"] = ratios.get(f"{mode}/postStart", {})
+            ratios[f"{mode}/postStart"][phase] = {
+                "ready_best": common_ratio(a["ready_s"]["best"], b["ready_s"]["best"]),
+                "ready_median": common_ratio(a["ready_s"]["median"], b["ready_s"]["median"]),
+                "added_best": common_ratio(a["added_s"]["best"], b["added_s"]["best"]),
+                "added_median": common_ratio(a["added_s"]["median"], b["added_s"]["median"]),
+                "delivery_cpu_median": common_ratio(a["delivery_cpu_s"]["median"], b["delivery_cpu_s"]["median"]),
+            }
+    return {"files": args.files, "bytes": args.size, "rounds": args.rounds, "order": order, "modes": modes,
+            "ratios": ratios, "checked": "after every start: the course's files and sizes in the home, 50 sampled "
+                                        "contents, owner 1000:100, the seeder's status line (ok, all added on a "
+                                        "first start, nothing written on a restart); no course folder without one",
+            "image_volume": "copied by the emulated kubelet" if args.image_volume_copy
+            else "hard links to the image's files (a real node mounts the unpacked image)"}
+
+
+def common_ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b and b > 0 else None
+
+
+def print_delivery(doc: dict) -> None:
+    import common
+
+    r = doc["results"]
+    print("%d files, %.0f MiB, %d rounds (ABBA), pod create -> Ready; %s; seeder Python %s; %s" % (
+        r["files"], r["bytes"] / (1 << 20), r["rounds"], common.machine_line(doc["machine"]),
+        r["machine"]["python_seeder"], r["machine"].get("filesystem")))
+
+    def bm(d: dict) -> str:
+        return "%.3f / %.3f" % (d["best"], d["median"]) if d else "-"
+
+    rows = []
+    for mode, e in r["modes"].items():
+        row = [mode]
+        for phase in ("first", "restart"):
+            p = e[phase]
+            row += [bm(p["ready_s"]), bm(p["added_s"]) if "added_s" in p and mode != "no course" else "-",
+                    bm(p["seeder_took_s"]), "%.3f" % p["delivery_cpu_s"]["median"]]
+        rows.append(row)
+    print(common.table(["delivery", "first start s (best / median)", "+ over no course", "seeder's own",
+                        "delivery CPU s", "unchanged restart s", "+ over no course", "seeder's own",
+                        "delivery CPU s"], rows))
+    print("seeder alone: the same seeder on the same trees as a plain process, as the user, no pod (its wall time "
+          "in the first columns); delivery CPU: of the processes that ended before Ready")
+    print()
+    rows = []
+    for name, by_phase in r["ratios"].items():
+        for phase, x in by_phase.items():
+            rows.append([name, phase, x["ready_best"], x["ready_median"], x["added_best"], x["added_median"],
+                         x["delivery_cpu_median"]])
+    print(common.table(["ratio", "start", "create -> Ready, best", "median", "added over no course, best",
+                        "median", "delivery CPU, median"], rows))
+    setup = r["modes"]["image-volume"]["first"]["image_volume_setup_s"]
+    if setup:
+        print("image volume: %s; its set-up by the emulated kubelet, median %.3f s"
+              % (r["image_volume"], setup["median"]))
+    print("load average at the end: %s" % doc.get("load_average_at_end"))
 
 
 if __name__ == "__main__":

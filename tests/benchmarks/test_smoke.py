@@ -1,7 +1,7 @@
 """The benchmark scripts run end to end with tiny sizes and write well-formed JSON.
 
-Nothing here is timed: numbers belong in docs/benchmarks.md, not in assertions. The three scripts run at the
-same time (each is mostly waiting on its own hub), to keep this module well under a minute.
+Nothing here is timed: numbers belong in docs/benchmarks.md, not in assertions. The scripts all run at the
+same time (each is mostly waiting on its own hub or cluster), to keep this module well under a minute.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ RUNS = {  # name: (script, arguments)
     "spawner_only": ("spawn_burst", ["--spawner-only", "--iterations", "5"]),
     "form": ("form", ["--iterations", "20"]),
     "startup": ("startup", ["--runs", "1", "--no-warm-up"]),
+    "seeder_delivery": ("seeder", ["--delivery", "--files", "20", "--size", "200K", "--rounds", "1"]),
 }
 
 
@@ -108,6 +109,36 @@ def test_startup(outputs):
         r = results["by_config"][kind]
         assert r["seconds"]["n"] == 1 and finite(r["seconds"]["p50"]) and finite(r["hub_cpu_seconds"]["p50"])
     assert isinstance(results["extra_ms_p50"], float) and isinstance(results["target_met"], bool)
+
+
+def test_seeder_delivery(outputs):
+    results = check_common("seeder_delivery", outputs, "seeder --delivery")
+    assert results["files"] == 20 and results["bytes"] == 200 << 10 and results["rounds"] == 1
+    modes = results["modes"]
+    assert list(modes) == ["no course", "init-container", "image-volume", "postStart", "seeder alone"]
+    assert results["order"] == [list(modes)]
+    assert modes["init-container"]["delivered_by"].startswith("init container ")
+    assert modes["image-volume"]["delivered_by"].startswith("image volume ")
+    assert modes["postStart"]["delivered_by"] == "postStart from the user image"
+    for mode, m in modes.items():
+        for phase in ("first", "restart"):
+            p = m[phase]
+            assert len(p["runs"]) == 1 and finite(p["ready_s"]["best"]) and finite(p["ready_s"]["median"])
+            assert p["ready_s"]["best"] <= p["ready_s"]["median"]
+            if mode == "no course":
+                assert p["seeder_took_s"] == {}
+            elif mode == "seeder alone":  # the yardstick: no pod
+                assert finite(p["seeder_took_s"]["median"]) and "added_s" not in p
+            else:
+                # every start was checked: the seeder ran (its status line), the added cost is over the same round
+                assert finite(p["seeder_took_s"]["median"]), (mode, phase)
+                assert p["delivery_cpu_s"]["median"] > 0, (mode, phase)  # the delivery's processes ran
+                assert isinstance(p["added_s"]["median"], float) and len(p["added_s"]["paired_runs"]) == 1
+    for name in ("init-container/postStart", "image-volume/postStart"):
+        for phase in ("first", "restart"):
+            assert set(results["ratios"][name][phase]) == {"ready_best", "ready_median", "added_best", "added_median",
+                                                           "delivery_cpu_median"}
+            assert finite(results["ratios"][name][phase]["ready_median"])
 
 
 def test_all_requests_percentile_counts_failures_as_never(monkeypatch):
