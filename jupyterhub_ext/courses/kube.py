@@ -48,6 +48,7 @@ class KubeCourseMixin(CourseListTraits):
     _before_courses: dict[str, Any] | None = None
     _courses_left_out: frozenset[str] = frozenset()
     _course_notes: tuple[str, ...] = ()
+    _course_noted: asyncio.Event = asyncio.Event()  # replaced at each start (new_course_delivery)
 
     course_dest = Unicode(
         "/home/jovyan",
@@ -142,6 +143,7 @@ class KubeCourseMixin(CourseListTraits):
         self._before_courses = None
         self._courses_left_out = frozenset()
         self._course_notes = ()
+        self._course_noted = asyncio.Event()
 
     def apply_courses(self, who: Who) -> CoursePlan:
         """Add this user's courses to the pod: run after the storage plan, whose home mount they use."""
@@ -209,6 +211,7 @@ class KubeCourseMixin(CourseListTraits):
         self.log.warning("Start of %s without courses %s: %s", self._log_name, ", ".join(names),
                          "; ".join(f"{n}: {failed[n]}" for n in names))
         self._course_notes += (note,)
+        self._course_noted.set()
         await self.stop(now=True)
         before = self._before_courses or {}
         for name, value in before.items():
@@ -218,17 +221,30 @@ class KubeCourseMixin(CourseListTraits):
         self.apply_courses(self._course_who)
 
     async def progress(self) -> AsyncIterator[dict]:
-        """KubeSpawner's progress events, with this start's course notes (a course left out, and why)."""
-        told = 0
-        percent = 0
-        async for event in super().progress():
-            while told < len(self._course_notes):
-                yield {"progress": percent, "message": self._course_notes[told]}
-                told += 1
-            percent = event.get("progress", percent)
-            yield event
-        for note in self._course_notes[told:]:
-            yield {"progress": percent, "message": note}
+        """KubeSpawner's progress events, with this start's course notes (a course left out, and why) as soon as
+        they are made, not only with KubeSpawner's next event (which follows one pod: not the one made again)."""
+        upstream = super().progress().__aiter__()
+        told, percent = 0, 0
+        next_event = asyncio.ensure_future(upstream.__anext__())
+        try:
+            while True:
+                noted = asyncio.ensure_future(self._course_noted.wait())
+                done, _ = await asyncio.wait({next_event, noted}, return_when=asyncio.FIRST_COMPLETED)
+                noted.cancel()
+                self._course_noted.clear()
+                while told < len(self._course_notes):
+                    yield {"progress": percent, "message": self._course_notes[told]}
+                    told += 1
+                if next_event in done:
+                    try:
+                        event = next_event.result()
+                    except StopAsyncIteration:
+                        return
+                    percent = event.get("progress", percent)
+                    yield event
+                    next_event = asyncio.ensure_future(upstream.__anext__())
+        finally:
+            next_event.cancel()
 
     def combined_lifecycle_hooks(self, hooks: Any, commands: list[list[str]]) -> Any:
         """``hooks`` with the seeder ``commands`` added to postStart, after the operator's own exec hook."""

@@ -1046,6 +1046,11 @@ class Kubelet:
     def _kill_group(c: ContainerState, sig: int) -> None:
         if c.proc is None:
             return
+        if c.proc.returncode is not None and os.path.exists(f"/proc/{c.proc.pid}"):
+            # Our leader is reaped, and a process has its pid: a stranger (pids wrap at pid_max, 32768 here),
+            # perhaps a hub leading its own session. While members of our group live, Linux never reuses the
+            # pid, so with no such process a killpg can only reach what is left of the container.
+            return
         try:
             os.killpg(c.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
