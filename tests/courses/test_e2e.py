@@ -13,6 +13,8 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -32,7 +34,13 @@ from ..seeder.conftest import write_tree
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE_DIRS = sorted({str(ROOT / "jupyterhub_ext"), os.path.dirname(os.path.abspath(jupyterhub_ext.__file__))})
+# every copy of the package this machine's Python could import (the checkout, an install in site-packages)
+PACKAGE_DIRS = sorted({str(ROOT / "jupyterhub_ext"), os.path.dirname(os.path.abspath(jupyterhub_ext.__file__)),
+                       *(os.path.join(p, "jupyterhub_ext") for p in sys.path
+                         if p and os.path.isdir(os.path.join(p, "jupyterhub_ext"))),
+                       *subprocess.run([sys.executable, "-I", "-c", "import importlib.util as u; "
+                                        "print(*u.find_spec('jupyterhub_ext').submodule_search_locations)"],
+                                       cwd="/", capture_output=True, text=True).stdout.split()})
 SEEDER_DIR = str(ROOT / "jupyterhub_ext" / "seeder")
 EVERYONE = ["gpu-users", "ml-engineers", "data-engineers"]
 # three profiles of the shipped catalog, three different third-party images
