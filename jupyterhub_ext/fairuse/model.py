@@ -18,6 +18,7 @@ Errors name the key as written (``ProfilesKubeSpawner.limits.caps[0].groups.stud
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -104,8 +105,6 @@ def _slug(value: Any, profiles: Iterable[str], key: str) -> str:
 
 
 def _hint(value: Any, known: list[str]) -> str:
-    import difflib
-
     close = difflib.get_close_matches(str(value), known, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else f"; the catalog has {', '.join(known) or 'none'}"
 
@@ -200,16 +199,7 @@ def _parse_cap(raw: Any, key: str, slugs: frozenset[str], pools: Mapping[str, fr
     if not isinstance(raw, Mapping):
         raise ConfigError(key, f"expected a mapping (pool or profile, and the limits), got {raw!r}")
     _known(raw, CAP_FIELDS, key)
-    if ("pool" in raw) == ("profile" in raw):
-        raise ConfigError(key, "name exactly one of pool or profile")
-    if "pool" in raw:
-        name = raw["pool"]
-        if name not in pools:
-            raise ConfigError(f"{key}.pool", f"no pool {name!r} under pools" + _hint(name, sorted(pools)))
-        members = pools[name]
-    else:
-        name = _slug(raw["profile"], slugs, f"{key}.profile")
-        members = frozenset({name})
+    name, members = _target(raw, key, slugs, pools)
     total = _count(raw["total"], f"{key}.total") if raw.get("total") is not None else None
     per_user = _count(raw["per_user"], f"{key}.per_user") if raw.get("per_user") is not None else None
     groups_raw = raw.get("groups") or {}

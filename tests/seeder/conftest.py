@@ -106,6 +106,15 @@ def temp_files(root) -> list[str]:
     return found
 
 
+def edited_then_updated(course, home, **kw) -> Summary:
+    """Row 3's story: lab.ipynb seeded, the student edits it, the course publishes a new version; the run."""
+    write_tree(course, {"lab.ipynb": "v1"})
+    seed(course, home)
+    write_tree(home, {"lab.ipynb": "v1 + my answers"})
+    write_tree(course, {"lab.ipynb": "v2"})
+    return seed(course, home, **kw)
+
+
 def seed(course, home, **kw) -> Summary:
     kw.setdefault("date", DATE)
     kw.setdefault("jobs", 1)

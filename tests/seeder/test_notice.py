@@ -9,7 +9,7 @@ import sys
 
 from jupyterhub_ext.seeder import notice
 
-from .conftest import DATE, read, seed, snapshot, temp_files, write_tree
+from .conftest import DATE, edited_then_updated, read, seed, snapshot, temp_files, write_tree
 
 NOTICE = notice.NOTICE_NAME
 BESIDE = "lab.course-%s.ipynb" % DATE
@@ -30,11 +30,7 @@ def test_a_first_seed_and_plain_updates_leave_no_notice(dirs):
 
 def test_an_update_offered_beside_the_students_copy_is_told(dirs):
     course, home = dirs["course"], dirs["home"]
-    write_tree(course, {"lab.ipynb": "v1"})
-    seed(course, home)
-    write_tree(home, {"lab.ipynb": "v1 + my answers"})
-    write_tree(course, {"lab.ipynb": "v2"})
-    summary = seed(course, home)
+    summary = edited_then_updated(course, home)
     text = notice_text(home)
     assert text.startswith(notice.MARK)
     assert "## %s" % DATE in text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .conftest import DATE, mode_of, read, seed, snapshot, temp_files, write_tree
+from .conftest import DATE, edited_then_updated, mode_of, read, seed, snapshot, temp_files, write_tree
 
 BESIDE = "lab.course-%s.ipynb" % DATE
 
@@ -63,11 +63,7 @@ def test_touched_but_identical_copy_is_still_ours(dirs):
 
 def test_changed_course_file_beside_modified_copy(dirs):
     course, home = dirs["course"], dirs["home"]
-    write_tree(course, {"lab.ipynb": "v1"})
-    seed(course, home)
-    write_tree(home, {"lab.ipynb": "v1 + my answers"})
-    write_tree(course, {"lab.ipynb": "v2"})
-    summary = seed(course, home)
+    summary = edited_then_updated(course, home)
     assert summary.counts["offered"] == 1
     assert read(home, "lab.ipynb") == b"v1 + my answers"
     assert read(home, BESIDE) == b"v2"
