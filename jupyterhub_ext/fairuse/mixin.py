@@ -9,7 +9,7 @@ from typing import Any
 
 from jupyterhub import orm
 from sqlalchemy.orm import object_session
-from traitlets import Bool, Dict
+from traitlets import Bool, Dict, Unicode
 
 from ..catalog.access import Who
 from ..errors import ConfigError, SpawnRefused
@@ -43,7 +43,8 @@ class FairUseMixin(CatalogMixin):
         config=True,
         help="""Caps on servers running at once: ``pools`` (named lists of profile slugs that share hardware),
         ``caps`` (each on a ``pool`` or a ``profile``: ``total``, ``per_user``, ``groups`` {group: n}, ``others``),
-        and ``admins_exempt`` (default true). Checked at start-up against the catalog; enforced on the server for
+        ``culling`` (per ``pool`` or ``profile``: ``idle_minutes``, ``max_age_hours``, for the chart's culler), and
+        ``admins_exempt`` (default true). Checked at start-up against the catalog; enforced on the server for
         the form and the REST API alike, before anything reaches Kubernetes. See docs/fair-use.md.""",
     )
 
@@ -53,6 +54,16 @@ class FairUseMixin(CatalogMixin):
         help="""Record every server run (user, groups, profile, choices, hardware, node pool, times, how it ended) in
         the ``jupyterhub_ext_usage`` table of the hub's database, beside JupyterHub's own tables. A ledger that
         cannot be written is logged and never stops a start. See docs/fair-use.md.""",
+    )
+
+    culler_python = Unicode(
+        "/opt/jupyterhub-idle-culler/bin/python",
+        config=True,
+        help="""The Python that runs the chart's culler service (``cull.*``) when ``limits.culling`` has rules: one
+        with jupyterhub-idle-culler 2.x and this package installed ``--no-deps`` (the hub image's second virtual
+        environment; the hub's own Python keeps the chart's culler 1.4). Missing, or with an older culler: the culler
+        runs as the chart configures it and the hub log says at start-up that per-profile culling is off. See
+        docs/fair-use.md.""",
     )
 
     _charges: tuple[Charge, ...] | None = None  # this server's, while it holds a place
