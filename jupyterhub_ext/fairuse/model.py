@@ -12,6 +12,10 @@
           per_user: 1                     # servers at once per user
           groups: {students: 4, staff: 8} # servers at once per group (a user is charged to one of theirs)
           others: 0                       # users in none of those groups (default: no group limit)
+      culling:                            # per profile or pool, for the chart's culler (culling/)
+        - pool: a10g                      # or profile: SLUG
+          idle_minutes: 30                # stopped after this long without activity
+          max_age_hours: 12               # stopped this long after it started, active or not
 
 Errors name the key as written (``ProfilesKubeSpawner.limits.caps[0].groups.students``), with did-you-mean.
 """
@@ -25,9 +29,10 @@ from typing import Any, Iterable, Mapping
 from ..catalog.reader import unknown_key_message
 from ..errors import ConfigError
 
-LIMITS_FIELDS = frozenset({"admins_exempt", "pools", "caps", "budgets"})
+LIMITS_FIELDS = frozenset({"admins_exempt", "pools", "caps", "budgets", "culling"})
 CAP_FIELDS = frozenset({"pool", "profile", "total", "per_user", "groups", "others"})
 BUDGET_FIELDS = frozenset({"pool", "profile", "hours", "period", "per", "groups", "minimum_hours"})
+CULL_FIELDS = frozenset({"pool", "profile", "idle_minutes", "max_age_hours"})
 PERIODS = ("week", "month")
 BUDGET_SCOPES = ("user", "group")
 
@@ -64,14 +69,29 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class CullRule:
+    """Servers of ``profiles`` stopped after ``idle_minutes`` without activity and/or ``max_age_hours`` after they
+    started (None: the culler's own setting decides). A profile's own rule beats its pool's."""
+
+    name: str
+    profiles: frozenset[str]
+    idle_minutes: float | None = None
+    max_age_hours: float | None = None
+    pool: bool = False            # written for a pool (not a profile)
+    key: str = ""
+
+
+@dataclass(frozen=True)
 class Limits:
     caps: tuple[Cap, ...] = ()
     budgets: tuple[Budget, ...] = ()
     pools: Mapping[str, frozenset[str]] = field(default_factory=dict)
     admins_exempt: bool = True
+    culling: tuple[CullRule, ...] = ()
 
     @property
     def empty(self) -> bool:
+        """No caps and no budgets: nothing is counted at a start (cull rules are the culler's, not the start's)."""
         return not self.caps and not self.budgets
 
     def caps_on(self, profile: str) -> tuple[Cap, ...]:
@@ -146,7 +166,12 @@ def parse_limits(raw: Any, key: str, profiles: Iterable[str]) -> Limits:
     if not isinstance(budgets_raw, list):
         raise ConfigError(f"{key}.budgets", f"expected a list of budgets, got {budgets_raw!r}")
     budgets = tuple(_parse_budget(b, f"{key}.budgets[{i}]", slugs, pools) for i, b in enumerate(budgets_raw))
-    return Limits(caps=caps, budgets=budgets, pools=pools, admins_exempt=exempt)
+    culling_raw = raw.get("culling") or []
+    if not isinstance(culling_raw, list):
+        raise ConfigError(f"{key}.culling", f"expected a list of cull rules, got {culling_raw!r}")
+    culling = _check_cull_overlaps(
+        tuple(_parse_cull_rule(r, f"{key}.culling[{i}]", slugs, pools) for i, r in enumerate(culling_raw)))
+    return Limits(caps=caps, budgets=budgets, pools=pools, admins_exempt=exempt, culling=culling)
 
 
 def _target(raw: Mapping, key: str, slugs: frozenset[str], pools: Mapping[str, frozenset[str]]):
@@ -221,3 +246,44 @@ def _parse_cap(raw: Any, key: str, slugs: frozenset[str], pools: Mapping[str, fr
     if per_user is not None and total is not None and per_user > total:
         raise ConfigError(f"{key}.per_user", f"{per_user} is more than the total of {total}")
     return Cap(name=name, profiles=members, total=total, per_user=per_user, groups=groups, others=others, key=key)
+
+
+def _positive(value: Any, key: str, unit: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value <= 0 \
+            or value == float("inf"):
+        raise ConfigError(key, f"expected a positive number of {unit}, got {value!r}")
+    return float(value)
+
+
+def _parse_cull_rule(raw: Any, key: str, slugs: frozenset[str], pools: Mapping[str, frozenset[str]]) -> CullRule:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(key, f"expected a mapping (pool or profile, idle_minutes, max_age_hours), got {raw!r}")
+    _known(raw, CULL_FIELDS, key)
+    name, members = _target(raw, key, slugs, pools)
+    if raw.get("idle_minutes") is None and raw.get("max_age_hours") is None:
+        raise ConfigError(key, f"the rule for {name!r} culls nothing: set idle_minutes, max_age_hours or both")
+    idle = _positive(raw["idle_minutes"], f"{key}.idle_minutes", "minutes") \
+        if raw.get("idle_minutes") is not None else None
+    age = _positive(raw["max_age_hours"], f"{key}.max_age_hours", "hours") \
+        if raw.get("max_age_hours") is not None else None
+    return CullRule(name=name, profiles=members, idle_minutes=idle, max_age_hours=age, pool="pool" in raw, key=key)
+
+
+def _check_cull_overlaps(rules: tuple[CullRule, ...]) -> tuple[CullRule, ...]:
+    """Each profile or pool named once; a profile in two pools with rules would have two timeouts: refused
+    (its own rule, which beats a pool's, settles it)."""
+    named: dict[str, str] = {}
+    by_pool: dict[str, CullRule] = {}
+    for rule in rules:
+        if rule.name in named:
+            raise ConfigError(rule.key, f"{rule.name!r} has a cull rule already ({named[rule.name]}); one rule each")
+        named[rule.name] = rule.key
+    own = {r.name for r in rules if not r.pool}
+    for rule in (r for r in rules if r.pool):
+        for slug in sorted(rule.profiles - own):
+            other = by_pool.get(slug)
+            if other is not None:
+                raise ConfigError(rule.key, f"profile {slug!r} is in pools {other.name!r} ({other.key}) and "
+                                            f"{rule.name!r}, both with cull rules: give {slug!r} a rule of its own")
+            by_pool[slug] = rule
+    return rules
