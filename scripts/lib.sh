@@ -72,6 +72,24 @@ ensure_reference_wheels() {
   fi
 }
 
+# jupyterhub-idle-culler 2.x in an environment of its own, as the hub image has it (/opt/jupyterhub-idle-culler):
+# the culler and its dependencies from PyPI, this package without its own (--no-deps), for the per-profile
+# culling tests (tests/fairuse/test_culling_e2e.py), which find it through CULLER_PYTHON.
+CULLER_REQUIREMENT="jupyterhub-idle-culler==2.0.0"
+ensure_culler() {
+  local dir="$ROOT/.venv-culler" py="${1:-$(pick_python)}"
+  if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.installed" 2>/dev/null)" != "$CULLER_REQUIREMENT" ]; then
+    log "installing $CULLER_REQUIREMENT in $dir"
+    [ -x "$dir/bin/python" ] || "$py" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q "$CULLER_REQUIREMENT" 2>&1 | quiet_pip
+    "$dir/bin/python" -m pip install -q --no-deps -e "$ROOT" 2>&1 | quiet_pip
+    (cd / && "$dir/bin/python" -c "import jupyterhub_idle_culler, jupyterhub_ext.culling.arbiter") \
+      || { echo "the culler environment in $dir could not be made" >&2; return 1; }
+    echo "$CULLER_REQUIREMENT" > "$dir/.installed"
+  fi
+  export CULLER_PYTHON="$dir/bin/python"
+}
+
 # configurable-http-proxy from npm, into ./node_modules (JupyterHub finds it on PATH).
 ensure_proxy() {
   if [ ! -x "$ROOT/node_modules/.bin/configurable-http-proxy" ]; then
