@@ -62,11 +62,12 @@ make_venv() {
 }
 
 # Upstream releases the tests compare our behaviour with but that cannot be installed beside the pinned ones
-# (KubeSpawner 6, whose home names ours must keep): their wheels, from PyPI, into .cache/reference.
-REFERENCE_WHEELS="jupyterhub-kubespawner==6.2.0"
+# (KubeSpawner 6, whose home names ours must keep; the hub image's own culler 1.4, which has no per-profile hook):
+# their wheels, from PyPI, into .cache/reference.
+REFERENCE_WHEELS="jupyterhub-kubespawner==6.2.0 jupyterhub-idle-culler==1.4.0"
 ensure_reference_wheels() {
   local dir="$ROOT/.cache/reference" py="$1"
-  if ! ls "$dir"/jupyterhub_kubespawner-6.2.0-*.whl >/dev/null 2>&1; then
+  if ! ls "$dir"/jupyterhub_kubespawner-6.2.0-*.whl "$dir"/jupyterhub_idle_culler-1.4.0-*.whl >/dev/null 2>&1; then
     log "downloading reference wheels ($REFERENCE_WHEELS)"
     "$py" -m pip download -q --no-deps -d "$dir" $REFERENCE_WHEELS 2>&1 | quiet_pip
   fi
