@@ -19,6 +19,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = {  # name: (script, arguments)
     "spawn_burst": ("spawn_burst", ["--users", "3", "--rounds", "1", "--timeout", "120"]),
+    "spawn_burst_limits": ("spawn_burst", ["--compare", "limits", "--users", "4", "--rounds", "2", "--timeout", "120"]),
     "spawner_only": ("spawn_burst", ["--spawner-only", "--iterations", "5"]),
     "form": ("form", ["--iterations", "20"]),
     "startup": ("startup", ["--runs", "1", "--no-warm-up"]),
@@ -83,6 +84,59 @@ def test_spawn_burst(outputs):
     assert isinstance(results["pod_differences"], list)
 
 
+def test_spawn_burst_limits(outputs):
+    results = check_common("spawn_burst_limits", outputs, "spawn_burst --compare limits")
+    assert results["order"] == ["limits", "no-limits", "no-limits", "limits"]
+    assert set(results["configurations"]) == {"limits", "no-limits"}
+    assert "limits = " in results["configurations"]["limits"]
+    assert "without limits" in results["configurations"]["no-limits"]
+    for kind in ("limits", "no-limits"):
+        agg = results["aggregate"][kind]
+        assert agg["rounds"] == 2 and agg["failures"] == 0, (kind, agg)
+        for key in ("hub_cpu_ms_per_spawn", "k8s_requests_per_spawn", "k8s_spawn_requests_per_spawn",
+                    "request_to_ready_s_p95", "hub_logged_spawn_s_p50"):
+            assert finite(agg["median"][key]), (kind, key, agg["median"])
+    # every start admitted, ready and in the ledger, once; charged to the cap and the group only with limits
+    assert results["verified"] is True and results["problems"] == {}, results["problems"]
+    for r in results["rounds"]:
+        assert r["users"] == 4 and r["failures"] == 0 and r["request_to_ready_s"]["n"] == 4
+        assert set(r["post_status"]) <= {"201", "202"} and r["hub_refused_starts"] == {}
+        assert r["ledger"]["after_burst"] == {"rows": 4, "problems": []}
+        assert r["ledger"]["after_stop"] == {"rows": 4, "problems": []}
+        assert finite(r["hub_cpu_ms_per_spawn"])
+    for key in ("hub_cpu_ms_per_spawn", "k8s_requests_per_spawn", "k8s_spawn_requests_per_spawn"):
+        assert finite(results["ratios_limits_over_no_limits_of_medians"][key]), key
+    assert len(results["paired_ratios"]) == 2
+    assert set(results["targets"]) == {"hub_cpu_per_spawn_ratio_le_1.05", "hub_logged_spawn_time_ratio_le_1.05",
+                                       "no_extra_k8s_request_per_spawn", "every_spawn_admitted_ready_and_in_the_ledger"}
+    assert results["targets"]["every_spawn_admitted_ready_and_in_the_ledger"] is True
+    assert results["pod_differences"] == []  # the limits change nothing in the pod
+
+
+def test_ledger_check_catches_a_wrong_ledger(monkeypatch):
+    """The round check is what makes the limits comparison trustworthy: it must fail on a missing, doubled,
+    uncharged or unclosed row."""
+    sb = _load_spawn_burst(monkeypatch)
+    names = ["r0l-0000", "r0l-0001"]
+
+    def row(i, user, charges, stopped="2026-12-08 10:00:00", ended="stopped"):
+        return {"id": i, "user": user, "server": "", "profile": "data-engineering", "charges": json.dumps(charges),
+                "ready": "2026-12-08 09:00:00", "stopped": stopped, "ended": ended}
+
+    charged = [["data-engineering", "r0l-0000", sb.GROUP]]
+    good = [row(1, "r0l-0000", charged), row(2, "r0l-0001", [["data-engineering", "r0l-0001", sb.GROUP]])]
+    assert sb.check_ledger(good, names, "limits", closed=True) == []
+    assert sb.check_ledger([row(1, "r0l-0000", []), row(2, "r0l-0001", [])], names, "no-limits", closed=True) == []
+    assert any("no row" in p for p in sb.check_ledger(good[:1], names, "limits", closed=True))
+    assert any("more than one row" in p for p in sb.check_ledger(good + [row(3, "r0l-0001", charged)], names,
+                                                                   "limits", closed=True))
+    assert any("charges" in p for p in sb.check_ledger(good, names, "no-limits", closed=True))
+    unclosed = [row(1, "r0l-0000", charged, None, None), good[1]]
+    assert any("not closed" in p for p in sb.check_ledger(unclosed, names, "limits", closed=True))
+    assert sb.check_ledger(unclosed[:1], names[:1], "limits", closed=False) == []  # during the burst: open
+    assert any("closed during the burst" in p for p in sb.check_ledger(good, names, "limits", closed=False))
+
+
 def test_spawner_only(outputs):
     results = check_common("spawner_only", outputs, "spawn_burst --spawner-only")
     for kind in ("ours", "vanilla"):
@@ -141,15 +195,19 @@ def test_seeder_delivery(outputs):
             assert finite(results["ratios"][name][phase]["ready_median"])
 
 
-def test_all_requests_percentile_counts_failures_as_never(monkeypatch):
+def _load_spawn_burst(monkeypatch):
     import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "spawn_burst.py"
+    path = ROOT / "benchmarks" / "spawn_burst.py"
     monkeypatch.syspath_prepend(str(path.parent))  # the script imports its neighbour common.py
     spec = importlib.util.spec_from_file_location("spawn_burst_for_test", path)
     sb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sb)
+    return sb
+
+
+def test_all_requests_percentile_counts_failures_as_never(monkeypatch):
+    sb = _load_spawn_burst(monkeypatch)
     done = [float(i) for i in range(1, 9)]  # 8 of 10 requests finished, in 1..8 s
     assert sb.rank_or_none(done, 10, 50) == 5.0
     assert sb.rank_or_none(done, 10, 80) == 8.0
