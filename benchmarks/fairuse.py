@@ -2,11 +2,12 @@
 """Cost of the fair-use check at each start (caps and hour budgets), with a big hub: not a test.
 
 What is timed is what ``ProfilesKubeSpawner.start()`` adds, run by the spawner's own code:
-``spawner.take_place(profile)`` (the budget: one ledger query for this user's hours of the period; the caps: the
-in-memory places), on a hub database holding ``--users`` users with a real JupyterHub ``orm.Spawner`` each and
-``--rows`` usage-ledger rows spread over the last weeks, and ``--running`` servers holding places. Side by side,
-in the same run and interleaved, the same spawners with no limits configured (the check returns at once).
-Each start's place is given back after it is timed, so every iteration meets the same counts.
+``spawner.take_place(profile)`` (the budget: the user's hours of the period from the usage book in memory, which
+the period's first check sums from the ledger, timed apart; the caps: the in-memory places), on a hub database
+holding ``--users`` users with a real JupyterHub ``orm.Spawner`` each and ``--rows`` usage-ledger rows spread over
+the last weeks, and ``--running`` servers holding places. Side by side, in the same run and interleaved, the same
+spawners with no limits configured (the check returns at once). Each start's place is given back after it is
+timed, so every iteration meets the same counts.
 
     python benchmarks/fairuse.py                        # 10,000 users, 1,000,000 rows, sqlite
     python benchmarks/fairuse.py --users 200 --rows 5000 --iterations 50 --json out.json
@@ -112,7 +113,9 @@ def main() -> None:
     print(machine_line(m))
     print(table(["check", "n", "p50 ms", "p95 ms", "max ms"],
                 [(k, s["n"], s["p50"], s["p95"], s["max"]) for k, s in results["ms"].items()]))
-    print(f"\ntarget: caps and budget p95 < 1 ms: {'met' if results['ms']['caps and budget']['p95'] < 1 else 'MISSED'}")
+    print(f"\nthe first check of the period (sums the period from the ledger, once): "
+          f"{results['first_check_of_period_ms']:.0f} ms")
+    print(f"target: caps and budget p95 < 1 ms: {'met' if results['ms']['caps and budget']['p95'] < 1 else 'MISSED'}")
     write_json(args.json, report("fairuse", args, results, m))
 
 
@@ -132,7 +135,12 @@ async def measure(args) -> dict:
     holders, probes = sample[:args.running], sample[args.running:]
     with_limits = spawners(session, holders + probes, LIMITS)
     without = spawners(session, probes, {})
-    for s in with_limits[:len(holders)]:
+    # the first budget check of a period sums the period's closed runs from the ledger, once (fairuse/usage.py);
+    # every later check reads memory: timed apart
+    start = time.perf_counter()
+    with_limits[0].take_place("gpu")
+    first_check = (time.perf_counter() - start) * 1000
+    for s in with_limits[1:len(holders)]:
         s.take_place("gpu")  # the running servers
     probe_spawners = with_limits[len(holders):]
 
@@ -145,7 +153,7 @@ async def measure(args) -> dict:
             took = time.perf_counter() - start
             times[label].append(took * 1000)
             s.give_back_place()
-    results = {"filled_seconds": filled, "ledger_rows": args.rows, "users": args.users, "running": args.running,
+    results = {"filled_seconds": filled, "first_check_of_period_ms": first_check, "ledger_rows": args.rows, "users": args.users, "running": args.running,
                "database": url.split(":", 1)[0],
                "ms": {k: summary(v) for k, v in times.items()},
                "added_p95_ms": summary(times["caps and budget"])["p95"] - summary(times["no limits"])["p95"],

@@ -58,7 +58,6 @@ class ProfilesKubeSpawner(FairUseMixin, StorageMixin, KubeCourseMixin, PodReques
         self._restored_for_start = False
         self._options_applied = False
         self._replacing_pod = False
-        self._found_gone = False
         self.selection = None
         if self._catalog_configured and not self.profile_list:
             # z2jh always sets profile_list (singleuser.profileList, [] by default), and a configured value beats
@@ -222,19 +221,13 @@ class ProfilesKubeSpawner(FairUseMixin, StorageMixin, KubeCourseMixin, PodReques
         self.run_ready()
         return result
 
-    async def poll(self):
-        status = await super().poll()
-        if status is not None and self._run_id is not None:
-            self._found_gone = True  # JupyterHub stops it next: the run ended by itself
-        return status
-
     async def stop(self, now=False):
         try:
             return await super().stop(now=now)
         finally:
             if not self._replacing_pod:  # a pod replaced within a start keeps the start's place
                 self.give_back_place()
-                self.close_run("gone" if self._found_gone else "stopped")
+                self.close_run(self.stop_reason())
                 self._found_gone = False
 
     async def _start_with_courses(self):

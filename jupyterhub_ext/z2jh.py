@@ -18,7 +18,9 @@ import asyncio
 
 from traitlets.config import Config
 
+from .culling.service import wire_culling
 from .errors import CONFIG_ERROR_PREFIX, ConfigError
+from .fairuse.notices import wire as wire_notices
 
 
 def _run(check) -> None:
@@ -86,10 +88,12 @@ def setup(c: Config, *, spawner: str = "kube") -> None:
         raise ValueError(f"spawner must be 'kube' or 'local', not {spawner!r}")
     c.JupyterHub.spawner_class = cls
     wire_authenticator(c)
+    wire_notices(c)
     try:
         check(c)
     except ConfigError as e:
         fail(e)
+    _run(lambda: wire_culling(c, cls))  # the chart's culler with our hook for limits.culling, or a warning why not
     _warn_upstream_changes()
 
 

@@ -6,6 +6,7 @@ The hours themselves come from the usage ledger (``Ledger.hours``); this module 
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 
 from ..catalog.access import Who
 from .model import Budget
@@ -61,3 +62,74 @@ def refusal(budget: Budget, who: Who, used: float, now: datetime.datetime, label
     end = period_end(budget.period, now)
     return Refusal(f"{text}. The budget starts again on {WEEKDAYS[end.weekday()]} {end.day} "
                    f"{end.strftime('%B %Y')}, 00:00 UTC.")
+
+
+# -- a running server and its budget ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Runway:
+    """When a running server's budget runs out at the rate it is used now, and when the server is stopped."""
+
+    budget: Budget
+    whose: str
+    runs_out: datetime.datetime
+    stop_at: datetime.datetime
+
+    def warn_from(self) -> datetime.datetime:
+        return self.runs_out - datetime.timedelta(minutes=self.budget.grace_minutes)
+
+
+def runway(budget: Budget, whose: str, used: float, running: int, now: datetime.datetime) -> Runway:
+    """``running`` servers use ``whose``'s share together, so it runs out that many times faster."""
+    runs_out = now + datetime.timedelta(hours=(budget.hours - used) / max(1, running))
+    return Runway(budget, whose, runs_out, runs_out + datetime.timedelta(minutes=budget.grace_minutes))
+
+
+def stop_time(way: Runway, warned_at: datetime.datetime) -> datetime.datetime:
+    """Never sooner than a whole grace period after the user was first warned, whatever the rate did since."""
+    return max(way.stop_at, warned_at + datetime.timedelta(minutes=way.budget.grace_minutes))
+
+
+def _clock(at: datetime.datetime, now: datetime.datetime) -> str:
+    if at.date() == now.date():
+        return f"{at:%H:%M} UTC"
+    return f"{WEEKDAYS[at.weekday()]} {at.day} {at:%B}, {at:%H:%M} UTC"
+
+
+def _server(server: str) -> str:
+    return f"Your server {server!r}" if server else "Your server"
+
+
+def _theirs(way: Runway, label: str) -> str:
+    """'your 20 hours of A10G GPUs this week', or 'the 50 hours of A10G GPUs your group students has this month'."""
+    b = way.budget
+    if b.per == "user":
+        return f"your {_hours(b.hours)} hours of {label} this {b.period}"
+    return f"the {_hours(b.hours)} hours of {label} your group {way.whose} has this {b.period}"
+
+
+def warning(way: Runway, server: str, stop_at: datetime.datetime, now: datetime.datetime, label: str) -> str:
+    """What a user whose running server will be stopped for its budget reads on the hub's pages."""
+    if way.runs_out > now:
+        theirs = _theirs(way, label)
+        first = f"{theirs[0].upper()}{theirs[1:]} run out at {_clock(way.runs_out, now)}."
+    elif way.budget.per == "user":
+        first = f"You have used {_theirs(way, label)}."
+    else:
+        first = (f"Your group {way.whose} has used its {_hours(way.budget.hours)} hours of {label} this "
+                 f"{way.budget.period}.")
+    return (f"{first} {_server(server)} will be stopped at {_clock(stop_at, now)} "
+            f"(in {_minutes(stop_at - now)}): save your work before then.")
+
+
+def stopped(way: Runway, server: str, now: datetime.datetime, label: str) -> str:
+    end = period_end(way.budget.period, now)
+    return (f"{_server(server)} was stopped at {_clock(now, now)}: {_theirs(way, label)} were used up. The budget "
+            f"starts again on {WEEKDAYS[end.weekday()]} {end.day} {end.strftime('%B %Y')}, 00:00 UTC.")
+
+
+def _minutes(delta: datetime.timedelta) -> str:
+    minutes = max(0, round(delta.total_seconds() / 60))
+    if minutes < 1:
+        return "less than a minute"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

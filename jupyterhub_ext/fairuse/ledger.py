@@ -138,5 +138,12 @@ class Ledger:
                 total += (end - start).total_seconds()
         return total / 3600.0
 
+    def closed_runs(self, profiles: Iterable[str], since: datetime.datetime):
+        """(user, groups, ready, stopped) of the closed runs on ``profiles`` that were running after ``since``."""
+        return self.session.execute(
+            select(USAGE.c.user, USAGE.c.groups, USAGE.c.ready, USAGE.c.stopped)
+            .where(USAGE.c.profile.in_(list(profiles)), USAGE.c.ready.isnot(None), USAGE.c.stopped.isnot(None),
+                   USAGE.c.stopped > since)).all()
+
     def count(self) -> int:
         return int(self.session.execute(select(func.count()).select_from(USAGE)).scalar())

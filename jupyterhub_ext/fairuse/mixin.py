@@ -3,8 +3,11 @@ given back when the start fails or the server stops, the charges kept in the spa
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import functools
 import json
+import weakref
 from typing import Any
 
 from jupyterhub import orm
@@ -12,22 +15,24 @@ from sqlalchemy.orm import object_session
 from traitlets import Bool, Dict, Unicode
 
 from ..catalog.access import Who
+from ..culling.marks import MARKS
 from ..errors import ConfigError, SpawnRefused
 from ..profiles import CatalogMixin
-from .budgets import charged_to, period_start
-from .budgets import refusal as budget_refusal
+from . import budgets
 from .ledger import Ledger, Run, migrate, utcnow
 from .model import NO_LIMITS, Limits, parse_limits
+from .notices import NOTICES
 from .places import Places
 from .rules import Charge, Refusal, charge_anyway, decide, label_of, refusal_text
+from .usage import UsageBook
 
 # in the spawner's state: {"profile": slug, "charges": [[cap, user, group]], "run": ledger row id}
 STATE_KEY = "jupyterhub_ext_place"
 
 # one set of places per limits configuration in this process (a hub has one; tests may run several)
 _PLACES: dict[str, Places] = {}
-# databases whose ledger tables were created or checked by this process (by URL)
-_MIGRATED: set[str] = set()
+# the usage book of each hub database (engine) whose ledger tables this process created or checked
+_BOOKS: "weakref.WeakKeyDictionary[Any, UsageBook]" = weakref.WeakKeyDictionary()
 
 
 @functools.lru_cache(maxsize=16)
@@ -69,6 +74,9 @@ class FairUseMixin(CatalogMixin):
     _charges: tuple[Charge, ...] | None = None  # this server's, while it holds a place
     _charged_profile: str | None = None
     _run_id: int | None = None  # this server's row of the ledger, while it runs
+    _found_gone = False  # poll() found the server gone: JupyterHub stops it next
+    _budget_warned_at: datetime.datetime | None = None  # when this run was first told its budget runs out
+    _stopping_for_budget = False
 
     # -- configuration -------------------------------------------------------------------------------
 
@@ -134,83 +142,181 @@ class FairUseMixin(CatalogMixin):
     def _over_budget(self, limits: Limits, who: Who, profile: str, labels) -> Refusal | None:
         """The first budget on ``profile`` this start would overrun, as a refusal; None if none.
         Budgets need the ledger: without one (``usage_ledger: false``) the start-up check refuses budgets."""
-        budgets = limits.budgets_on(profile)
-        if not budgets or (who.admin and limits.admins_exempt):
+        on = limits.budgets_on(profile)
+        if not on or (who.admin and limits.admins_exempt):
             return None
-        ledger = self._ledger()
-        if ledger is None:
+        usage = self._usage()
+        if usage is None:
             return None
+        ledger, book = usage
         now = utcnow()
-        for budget in budgets:
-            whose = charged_to(budget, who)
+        for budget in on:
+            whose = budgets.charged_to(budget, who)
             if whose is None:
                 continue
-            since = period_start(budget.period, now)
-            used = ledger.hours(whose if budget.per == "user" else None, budget.profiles, since, now,
-                                group=whose if budget.per == "group" else None)
-            refused = budget_refusal(budget, who, used, now, label_of(budget, labels))
+            refused = budgets.refusal(budget, who, book.hours(ledger, budget, whose, now), now,
+                                      label_of(budget, labels))
             if refused is not None:
                 return refused
         return None
 
     # -- the ledger ----------------------------------------------------------------------------------
 
-    def _ledger(self) -> Ledger | None:
-        """The ledger on JupyterHub's own session (None without one: a spawner built outside a hub)."""
+    def _usage(self) -> tuple[Ledger, UsageBook] | None:
+        """The ledger on JupyterHub's own session and its book (None without one: a spawner built outside a
+        hub). The first look at a database creates or checks our tables and reads the runs left open."""
         if not self.usage_ledger or self.orm_spawner is None:
             return None
         session = object_session(self.orm_spawner)
         if session is None:
             return None
-        url = str(session.get_bind().url)
-        if url not in _MIGRATED:
-            migrate(session.get_bind())
-            _MIGRATED.add(url)
-            self._close_runs_gone(Ledger(session))
-        return Ledger(session)
+        engine = session.get_bind()
+        ledger = Ledger(session)
+        book = _BOOKS.get(engine)
+        if book is None:
+            migrate(engine)
+            book = _BOOKS[engine] = UsageBook()
+            book.follow(ledger.open_runs())
+            self._close_runs_gone(ledger, book)
+        return ledger, book
 
     def open_run(self, choices: dict) -> None:
         """A row for this start, once it is admitted. Trouble is logged: the start goes on."""
         selection = self.selection
+        NOTICES.clear(self.user.name, self.name or "")  # a notice about this server's last run is done with
+        self._budget_warned_at, self._stopping_for_budget = None, False
         try:
-            ledger = self._ledger()
-            if ledger is None:
+            usage = self._usage()
+            if usage is None:
                 return
+            ledger, book = usage
             who = self.who()
-            self._run_id = ledger.open(Run(
+            self._run_id = book.open(ledger, Run(
                 user=who.name, server=self.name or "", groups=tuple(sorted(who.groups)),
                 charges=tuple((c.cap, c.user, c.group) for c in self._charges or ()),
                 profile=selection.profile.slug if selection else None, choices=choices,
                 hardware=selection.profile.hardware.kind if selection else None,
-                node_pool=selection.profile.hardware.node_pool if selection else None))
+                node_pool=selection.profile.hardware.node_pool if selection else None), utcnow())
         except Exception:
             self.log.exception("Usage ledger: could not record the start of %s", self.user.name)
 
     def run_ready(self) -> None:
-        self._ledger_write(lambda ledger: ledger.ready(self._run_id))
+        self._ledger_write(lambda ledger, book: book.ready(ledger, self._run_id, utcnow()))
 
     def close_run(self, ended: str) -> None:
-        self._ledger_write(lambda ledger: ledger.close(self._run_id, ended))
+        self._ledger_write(lambda ledger, book: book.close(ledger, self._run_id, ended, utcnow()))
         self._run_id = None
+        if ended != "budget":
+            NOTICES.clear(self.user.name, self.name or "")
+
+    def stop_reason(self) -> str:
+        """How the run that stops now ended, for the ledger."""
+        culled = MARKS.pop(self.user.name, self.name or "")  # always taken: a mark is about this stop only
+        if self._stopping_for_budget:
+            return "budget"
+        if self._found_gone:
+            return "gone"
+        return "culled" if culled else "stopped"
 
     def _ledger_write(self, write) -> None:
         if self._run_id is None:
             return
         try:
-            ledger = self._ledger()
-            if ledger is not None:
-                write(ledger)
+            usage = self._usage()
+            if usage is not None:
+                write(*usage)
         except Exception:
             self.log.exception("Usage ledger: could not record run %s of %s", self._run_id, self.user.name)
 
-    def _close_runs_gone(self, ledger: Ledger) -> None:
+    def _close_runs_gone(self, ledger: Ledger, book: UsageBook) -> None:
         """Runs left open by a hub that died, whose server is no longer in the hub's database: closed now (the
         hub's first look after the restart), so their hours count up to here and no further."""
         alive = {(row.user.name, row.name or "") for row in ledger.session.query(orm.Spawner)
                  .filter(orm.Spawner.server_id.isnot(None)) if row.user is not None}
         for run in ledger.open_runs():
             if (run["user"], run["server"]) not in alive and run["id"] != self._run_id:
-                ledger.close(run["id"], "gone")
+                book.close(ledger, run["id"], "gone", utcnow())
+
+    # -- a running server and its budget ------------------------------------------------------------
+
+    async def poll(self):
+        status = await super().poll()
+        if status is not None and self._run_id is not None:
+            self._found_gone = True  # JupyterHub stops it next: the run ended by itself
+        elif status is None and self._run_id is not None and not self.pending and not self._stopping_for_budget:
+            try:
+                self._ready_if_unrecorded()
+                self.watch_budget()
+            except Exception:  # a budget that cannot be read never stops a server
+                self.log.exception("Budgets: could not check the running server of %s", self.user.name)
+        return status
+
+    def _ready_if_unrecorded(self) -> None:
+        """A server running whose run says it never became ready: the hub died between the two (start() had
+        returned, the ledger not yet written). Charged from this poll on rather than never."""
+        usage = self._usage()
+        if usage is not None:
+            run = usage[1].run(self._run_id)
+            if run is not None and run.ready is None:
+                usage[1].ready(usage[0], self._run_id, utcnow())
+
+    def watch_budget(self, now: datetime.datetime | None = None) -> None:
+        """At each poll (JupyterHub's, every ``poll_interval``): warn the user on the hub's pages a grace period
+        before this server's budget runs out, and stop the server a grace period after, never sooner than a whole
+        grace period after the first warning. Reads only memory (the usage book)."""
+        limits = self.fair_use_limits()
+        usage = self._usage() if self._charged_profile and limits.budgets else None
+        if usage is None:
+            return
+        ledger, book = usage
+        run = book.run(self._run_id)
+        if run is None or run.ready is None:
+            return
+        who = Who(self.user.name, run.groups, bool(self.user.admin))
+        if who.admin and limits.admins_exempt:
+            return
+        now = now or utcnow()
+        ways = []
+        for budget in limits.budgets_on(self._charged_profile):
+            whose = budgets.charged_to(budget, who)
+            if whose is not None:
+                used = book.hours(ledger, budget, whose, now)
+                ways.append(budgets.runway(budget, whose, used, book.running(budget, whose), now))
+        if not ways:
+            return
+        way = min(ways, key=lambda w: w.stop_at)
+        if now < way.warn_from():
+            if self._budget_warned_at is not None:  # the rate went down (another server stopped): all clear
+                self._budget_warned_at = None
+                NOTICES.clear(self.user.name, self.name or "")
+            return
+        first = self._budget_warned_at is None
+        if first:
+            self._budget_warned_at = now
+        stop_at = budgets.stop_time(way, self._budget_warned_at)
+        label = label_of(way.budget, {p.slug: p.display_name for p in self.catalog.profiles})
+        if now < stop_at:
+            text = budgets.warning(way, self.name or "", stop_at, now, label)  # the minutes left change
+            NOTICES.tell(self.user.name, self.name or "", text)
+            if first:
+                self.log.info("Budgets: %s warned: %s", self.user.name, text)
+            return
+        self._stopping_for_budget = True
+        NOTICES.tell(self.user.name, self.name or "", budgets.stopped(way, self.name or "", now, label))
+        self.log.info("Budgets: stopping the server %r of %s: %s used up", self.name or "", self.user.name,
+                      way.budget.key)
+        asyncio.ensure_future(self._stop_for_budget())
+
+    async def _stop_for_budget(self) -> None:
+        """Stop the server as the hub's REST API would: its route first, then JupyterHub's own stop."""
+        try:
+            proxy = self.user.settings.get("proxy")
+            if proxy is not None:
+                await proxy.delete_user(self.user, self.name or "")
+            await self.user.stop(self.name or "")
+        except Exception:
+            self._stopping_for_budget = False  # the next poll tries again
+            self.log.exception("Budgets: could not stop the server %r of %s", self.name or "", self.user.name)
 
     def give_back_place(self) -> None:
         limits = self.fair_use_limits()

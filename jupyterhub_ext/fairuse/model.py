@@ -31,7 +31,8 @@ from ..errors import ConfigError
 
 LIMITS_FIELDS = frozenset({"admins_exempt", "pools", "caps", "budgets", "culling"})
 CAP_FIELDS = frozenset({"pool", "profile", "total", "per_user", "groups", "others"})
-BUDGET_FIELDS = frozenset({"pool", "profile", "hours", "period", "per", "groups", "minimum_hours"})
+BUDGET_FIELDS = frozenset({"pool", "profile", "hours", "period", "per", "groups", "minimum_hours", "grace_minutes"})
+DEFAULT_GRACE_MINUTES = 15
 CULL_FIELDS = frozenset({"pool", "profile", "idle_minutes", "max_age_hours"})
 PERIODS = ("week", "month")
 BUDGET_SCOPES = ("user", "group")
@@ -62,6 +63,7 @@ class Budget:
     per: str = "user"
     groups: tuple[str, ...] = ()
     minimum_hours: float = 0.0    # a start needs at least this much of the budget left
+    grace_minutes: float = DEFAULT_GRACE_MINUTES   # warned this long before it runs out; stopped this long after
     key: str = ""
 
     def applies_to(self, groups: frozenset[str]) -> bool:
@@ -216,8 +218,12 @@ def _parse_budget(raw: Any, key: str, slugs: frozenset[str], pools: Mapping[str,
     if minimum > hours:
         raise ConfigError(f"{key}.minimum_hours", f"{minimum:g} is more than the budget of {hours:g} hours: "
                                                   "no start could ever be made")
+    grace = raw.get("grace_minutes", DEFAULT_GRACE_MINUTES)
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 < grace <= 24 * 60:
+        raise ConfigError(f"{key}.grace_minutes", f"expected minutes, more than 0 and at most 1440 (a running server "
+                                                  f"is warned this long before its budget runs out), got {grace!r}")
     return Budget(name=name, profiles=members, hours=hours, period=period, per=per, groups=tuple(groups),
-                  minimum_hours=minimum, key=key)
+                  minimum_hours=minimum, grace_minutes=float(grace), key=key)
 
 
 def _parse_cap(raw: Any, key: str, slugs: frozenset[str], pools: Mapping[str, frozenset[str]]) -> Cap:

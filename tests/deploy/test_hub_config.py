@@ -38,6 +38,21 @@ def test_extra_config_wires_our_spawner(hubs, name):
 
 
 @pytest.mark.parametrize("name", COMBINATIONS)
+def test_the_hub_pages_carry_the_fair_use_notices(hubs, name):
+    """setup() puts the budget notices into JupyterHub's ``announcement`` (fairuse/notices.py)."""
+    from types import SimpleNamespace
+
+    from jupyterhub_ext.fairuse.notices import NOTICES
+
+    render = hubs[name].config.JupyterHub.template_vars["announcement"]
+    NOTICES.tell("deploy-test-user", "", "Your server will be stopped at 14:20 UTC")
+    try:
+        assert render(SimpleNamespace(name="deploy-test-user")) == "Your server will be stopped at 14:20 UTC"
+    finally:
+        NOTICES.clear("deploy-test-user", "")
+
+
+@pytest.mark.parametrize("name", COMBINATIONS)
 def test_the_authenticator_accepts_its_configuration(hubs, name):
     """The check the authenticator runs when the hub starts (check_allow_config) passes with these values."""
     hub = hubs[name]

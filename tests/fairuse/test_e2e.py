@@ -30,8 +30,9 @@ CLUSTER_OPTIONS = {"pools": pools_from_platform(delay=0.2),
                    "missing_images": ["quay.io/jupyter/pyspark-notebook:spark-3.4.1"]}
 CAP = 4
 LIMITS = {"caps": [{"profile": "data-engineering", "total": CAP}],
-          # 36 seconds of Elyra a week, and a start needs 18 left: a minute of use is over it
-          "budgets": [{"profile": "elyra", "hours": 0.01, "minimum_hours": 0.005}]}
+          # 36 seconds of Elyra a week, and a start needs 18 left: a minute of use is over it; a running server is
+          # warned 6 seconds before its budget runs out and stopped 6 seconds after
+          "budgets": [{"profile": "elyra", "hours": 0.01, "minimum_hours": 0.005, "grace_minutes": 0.1}]}
 BURST = 300
 PROFILE = {"profile": "data-engineering", "image": "pyspark-3-5"}
 
@@ -48,6 +49,7 @@ SERVER_PORT = 8888 if port_free_on_all_interfaces(8888) else 18888
 
 def launch(cluster, workdir) -> KubeHub:  # noqa: F811
     config = "\n".join([
+        "c.JupyterHub.template_vars = {'announcement_home': 'Exam on Friday.'}",  # the operator's, kept
         kube_hub_config(namespace=NAMESPACE, spawner_class="jupyterhub_ext.spawner.ProfilesKubeSpawner",
                         storage="none", slow_spawn_timeout=None, singleuser_port=SERVER_PORT),
         chart_spawner_config(cluster.kubeconfig, "base"),
@@ -58,7 +60,10 @@ def launch(cluster, workdir) -> KubeHub:  # noqa: F811
         f"c.ProfilesKubeSpawner.limits = {LIMITS!r}",
         "c.ProfilesKubeSpawner.courses = []",
         "c.JupyterHub.concurrent_spawn_limit = 0",
+        "c.KubeSpawner.poll_interval = 1",  # the budget of a running server is looked at each poll
         f"c.JupyterHub.hub_bind_url = 'http://127.0.0.1:{HUB_PORT}'",
+        # what jupyterhub_ext.z2jh.setup(c) does last in the chart's config (tests/deploy checks it there)
+        "import jupyterhub_ext.fairuse.notices; jupyterhub_ext.fairuse.notices.wire(c)",
     ])
     process = start_hub(config, name="e2e-fairuse", env={"KUBECONFIG": cluster.kubeconfig}, workdir=workdir)
     return KubeHub(process, NAMESPACE, kubeconfig=cluster.kubeconfig)
@@ -180,6 +185,65 @@ def test_a_start_the_hour_budget_cannot_cover_is_refused_with_the_figures(hub, c
     assert [r["ended"] for r in ledger(hub_workdir)["spent"]] == ["stopped"]  # the seeded run only: none for a refusal
     h.start("fresh", {"profile": "elyra"}, timeout=120)  # someone with the budget left
     h.stop_server("fresh")
+
+
+def test_a_running_server_is_warned_then_stopped_when_its_budget_runs_out(hub, cluster, hub_workdir):  # noqa: F811
+    h = hub["hub"]
+    h.ensure_user("overrun")
+    browser = h.login("overrun")  # before the start: a login with a server running goes on to the server
+    h.start("overrun", {"profile": "elyra"}, timeout=120)
+    ready_at = time.monotonic()
+    warned = None
+    while time.monotonic() - ready_at < 60:
+        home = browser.get("hub/home").text
+        if "save your work before then" in home:
+            warned = time.monotonic()
+            break
+        assert h.server_model("overrun") is not None, "stopped without a warning"
+        time.sleep(0.5)
+    assert warned is not None, "no warning on the home page"
+    assert "Exam on Friday." in home  # the operator's announcement stays, ours after it
+    assert ("Your 0.01 hours of the Elyra (CPU) servers this week run out at " in home
+            or "You have used your 0.01 hours of the Elyra (CPU) servers this week." in home), home
+    assert "Your server will be stopped at " in home
+    screenshot(h, "overrun", "budget-warning")
+    assert h.server_model("overrun") is not None  # warned first, still running
+    deadline = time.monotonic() + 60
+    while h.server_model("overrun") is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert h.server_model("overrun") is None, "not stopped after the grace period"
+    assert time.monotonic() - warned >= 6 - 1.5  # a whole grace period after the warning (poll: 1 s)
+    cluster.wait_gone("pods", "jupyter-overrun", NAMESPACE, timeout=60)
+    home = browser.get("hub/home").text
+    assert "Your server was stopped at " in home and "were used up. The budget starts again on Monday" in home
+    [run] = ledger(hub_workdir)["overrun"]
+    assert run["ended"] == "budget" and run["stopped"] is not None
+    r = h.spawn("overrun", {"profile": "elyra"})  # and the budget is spent: a new start is refused
+    assert r.status_code == 400 and message_of(r).startswith("You have used 0.01 of your 0.01 hours"), r.text
+
+
+def screenshot(h: KubeHub, name: str, shot: str) -> None:
+    """The hub's home page as ``name`` sees it, in Debian's chromium, under artifacts/ (docs/images has a copy)."""
+    import os
+
+    if not os.path.exists("/usr/bin/chromium"):
+        assert os.environ.get("REQUIRE_BROWSER") != "1", "chromium is missing"
+        return
+    from playwright import sync_api
+
+    out = artifact_dir("test_fairuse_e2e")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 520})
+            page.goto(f"{h.url}/hub/login")
+            page.fill("input[name=username]", name)
+            page.fill("input[name=password]", h.password)
+            page.click("input[type=submit], button[type=submit]")
+            page.goto(f"{h.url}/hub/home")
+            page.screenshot(path=str(out / f"{shot}.png"))
+        finally:
+            browser.close()
 
 
 def test_a_hub_killed_and_started_again_counts_the_servers_that_kept_running(hub, cluster, hub_workdir):  # noqa: F811
