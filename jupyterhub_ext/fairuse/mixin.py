@@ -46,11 +46,14 @@ class FairUseMixin(CatalogMixin):
 
     limits = Dict(
         config=True,
-        help="""Caps on servers running at once: ``pools`` (named lists of profile slugs that share hardware),
-        ``caps`` (each on a ``pool`` or a ``profile``: ``total``, ``per_user``, ``groups`` {group: n}, ``others``),
-        ``culling`` (per ``pool`` or ``profile``: ``idle_minutes``, ``max_age_hours``, for the chart's culler), and
-        ``admins_exempt`` (default true). Checked at start-up against the catalog; enforced on the server for
-        the form and the REST API alike, before anything reaches Kubernetes. See docs/fair-use.md.""",
+        help="""Fair use of the catalog's profiles: ``pools`` (named lists of profile slugs that share hardware);
+        ``caps`` on servers running at once (each on a ``pool`` or a ``profile``: ``total``, ``per_user``,
+        ``groups`` {group: n}, ``others``); hour ``budgets`` per week or month (``pool`` or ``profile``, ``hours``,
+        ``period``, ``per`` user or group, ``groups``, ``minimum_hours`` a start needs left, ``grace_minutes`` of
+        warning before a running server is stopped for its budget, default 15); ``culling`` (per ``pool`` or
+        ``profile``: ``idle_minutes``, ``max_age_hours``, for the chart's culler); and ``admins_exempt`` (default
+        true). Checked at start-up against the catalog; enforced on the server for the form and the REST API
+        alike, before anything reaches Kubernetes. See docs/fair-use.md.""",
     )
 
     usage_ledger = Bool(
