@@ -21,6 +21,7 @@ from traitlets.config import Config
 from .culling.service import wire_culling
 from .errors import CONFIG_ERROR_PREFIX, ConfigError
 from .fairuse.notices import wire as wire_notices
+from .sections import ConfigErrors, unknown_settings
 
 
 def _run(check) -> None:
@@ -63,7 +64,10 @@ def wire_authenticator(c: Config) -> None:
 
 
 def check(c: Config) -> None:
-    """Validate the configuration in ``c``; raise ConfigError naming the key."""
+    """Validate the configuration in ``c``; raise ConfigError naming the key (ConfigErrors: several)."""
+    unknown = unknown_settings(c)  # first: a typo must read as itself, not as what it left unset
+    if unknown:
+        raise ConfigErrors(unknown)
     spawner_class = c.JupyterHub.get("spawner_class")
     if isinstance(spawner_class, type) and hasattr(spawner_class, "check_config"):
         _run(lambda: spawner_class.check_config(c))
@@ -72,7 +76,8 @@ def check(c: Config) -> None:
 def fail(error: ConfigError) -> "NoReturn":  # noqa: F821
     # SystemExit passes through traitlets' config loader: the hub exits (status 1, the message on stderr)
     # instead of starting half-configured
-    raise SystemExit(f"{CONFIG_ERROR_PREFIX}{error}")  # the line a spawner without this check shows, too
+    lines = error.lines() if isinstance(error, ConfigErrors) else [str(error)]
+    raise SystemExit("\n".join(f"{CONFIG_ERROR_PREFIX}{line}" for line in lines))  # a spawner's own line, too
 
 
 def setup(c: Config, *, spawner: str = "kube") -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, NoReturn, TypeVar
 
 from ..errors import ConfigError
 
@@ -62,7 +62,7 @@ class Node:
         self._known.add(key)
         if key not in self.data or self.data[key] is None:
             if required:
-                raise ConfigError(self.at(key), "is required")
+                self._missing(key)
             return default  # type: ignore[return-value]
         return check(self.data[key], self.at(key))
 
@@ -70,9 +70,21 @@ class Node:
         self._known.add(key)
         if key not in self.data or self.data[key] is None:
             if required:
-                raise ConfigError(self.at(key), "is required")
+                self._missing(key)
             return None
         return Node(self.data[key], self.at(key))
+
+    def _missing(self, key: str) -> NoReturn:
+        """A required key is absent: a key written in its place that is nobody's and reads like it is a typo of
+        it, and the error names the typo (``dispaly_name``), not the absence."""
+        strangers = [k for k in self.data if isinstance(k, str) and k not in self._known]
+        for k in strangers:
+            if snake_case(k) == key:
+                raise ConfigError(self.at(k), f"unknown key {k!r}: keys are snake_case here, use {key!r}")
+        close = difflib.get_close_matches(key, strangers, n=1, cutoff=0.75)
+        if close:
+            raise ConfigError(self.at(close[0]), f"unknown key {close[0]!r}: did you mean {key!r}?")
+        raise ConfigError(self.at(key), "is required")
 
     def items(self, key: str) -> list[tuple[str, object]]:
         """A list under ``key`` as (path, item) pairs (empty when absent)."""
