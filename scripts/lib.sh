@@ -74,19 +74,22 @@ ensure_reference_wheels() {
 }
 
 # jupyterhub-idle-culler 2.x in an environment of its own, as the hub image has it (/opt/jupyterhub-idle-culler):
-# the culler and its dependencies from PyPI, this package without its own (--no-deps), for the per-profile
-# culling tests (tests/fairuse/test_culling_e2e.py), which find it through CULLER_PYTHON.
+# the culler from PyPI with its dependencies at the hub image's versions (its constraints less the culler's own
+# 1.4 pin), this package without its own (--no-deps), for the per-profile culling tests, which find it through
+# CULLER_PYTHON. images/hub/Dockerfile installs the same release (tests/deploy/test_images.py compares them).
 CULLER_REQUIREMENT="jupyterhub-idle-culler==2.0.0"
 ensure_culler() {
-  local dir="$ROOT/.venv-culler" py="${1:-$(pick_python)}"
-  if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.installed" 2>/dev/null)" != "$CULLER_REQUIREMENT" ]; then
+  local dir="$ROOT/.venv-culler" py="${1:-$(pick_python)}" want
+  want="$CULLER_REQUIREMENT $(sha256sum "$SHARED/z2jh/hub-requirements.txt" | cut -c1-16)"
+  if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.installed" 2>/dev/null)" != "$want" ]; then
     log "installing $CULLER_REQUIREMENT in $dir"
     [ -x "$dir/bin/python" ] || "$py" -m venv "$dir"
-    "$dir/bin/python" -m pip install -q "$CULLER_REQUIREMENT" 2>&1 | quiet_pip
+    grep -v -E '^jupyterhub-idle-culler==' "$(hub_constraints)" > "$dir/constraints.txt"
+    "$dir/bin/python" -m pip install -q -c "$dir/constraints.txt" "$CULLER_REQUIREMENT" 2>&1 | quiet_pip
     "$dir/bin/python" -m pip install -q --no-deps -e "$ROOT" 2>&1 | quiet_pip
     (cd / && "$dir/bin/python" -c "import jupyterhub_idle_culler, jupyterhub_ext.culling.arbiter") \
       || { echo "the culler environment in $dir could not be made" >&2; return 1; }
-    echo "$CULLER_REQUIREMENT" > "$dir/.installed"
+    echo "$want" > "$dir/.installed"
   fi
   export CULLER_PYTHON="$dir/bin/python"
 }
