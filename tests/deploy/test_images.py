@@ -134,6 +134,23 @@ def test_hub_image_is_the_charts_own_and_ends_unprivileged():
     assert "pip check" in install
 
 
+def test_hub_image_has_the_2x_culler_in_an_environment_of_its_own():
+    """Where culler_python looks by default: jupyterhub-idle-culler 2.x (the release scripts/test runs the tests with),
+    its dependencies at the hub's versions, this package --no-deps, made after the hub's own install was checked."""
+    from jupyterhub_ext.fairuse.mixin import FairUseMixin
+
+    python = FairUseMixin.class_traits()["culler_python"].default_value
+    venv = python.removesuffix("/bin/python")
+    (tested,) = re.findall(r'^CULLER_REQUIREMENT="([^"]+)"', (ROOT / "scripts" / "lib.sh").read_text(), re.M)
+    (install,) = [args for word, args in instructions(HUB) if word == "RUN" and "pip install" in args]
+    steps = [" ".join(step.split()) for step in install.split("&&")]
+    assert steps.index(f"python3 -m venv {venv}") > steps.index("python3 -m pip check")
+    assert "grep -v -E '^jupyterhub-idle-culler==' /tmp/hub-constraints.txt > /tmp/culler-constraints.txt" in steps
+    assert f"{python} -m pip install --no-cache-dir --constraint /tmp/culler-constraints.txt {tested}" in steps
+    assert f"{python} -m pip install --no-cache-dir --no-deps /tmp/jupyterhub-ext" in steps
+    assert f'{python} -c "import jupyterhub_idle_culler, jupyterhub_ext.culling.arbiter"' in steps
+
+
 def test_course_image_is_pinned_non_root_and_where_the_spawner_looks():
     from jupyterhub_ext.courses.model import IMAGE_COURSE_DIR, IMAGE_SEEDER_DIR
 
