@@ -7,11 +7,14 @@ import asyncio
 import datetime
 import json
 import logging
+import re
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from traitlets.config import Config
 
 from jupyterhub_ext.culling import arbiter, service
@@ -334,3 +337,31 @@ def test_timing_the_culler_would_undo_is_said(args, words, caplog):
     with caplog.at_level(logging.WARNING, logger="JupyterHub"):
         assert service.wire_culler(chart_config(args=args), policy, PY, ask=answers()) is True
     assert words in caplog.text, caplog.text
+
+
+# -- the operators' page says what the code does -----------------------------------------------------------
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "fair-use.md"
+EKS = Path(__file__).resolve().parents[2] / "jupyterhub_ext" / "catalogs" / "eks.yaml"
+
+
+def _doc_culling_examples() -> list[dict]:
+    out = []
+    for block in re.findall(r"```yaml\n(.*?)```", DOC.read_text(), re.S):
+        data = yaml.safe_load(block)
+        data = data.get("hub", {}).get("config", {}).get("ProfilesKubeSpawner", data)
+        if "culling" in (data.get("limits") or {}):
+            out.append(data["limits"])
+    return out
+
+
+def test_the_docs_culling_examples_are_valid_and_the_quoted_warning_is_the_hubs(caplog):
+    slugs = [p["slug"] for p in yaml.safe_load(EKS.read_text())["profiles"]]
+    examples = _doc_culling_examples()
+    assert len(examples) == 3  # the settings, the class, the research group
+    policies = [policy_of(parse_limits(raw, KEY, slugs)) for raw in examples]
+    with caplog.at_level(logging.WARNING, logger="JupyterHub"):
+        service.wire_culler(chart_config(), policies[0], PY, ask=lambda p: {"error": f"{p} is not there"})
+    [quote] = [" ".join(line[2:] for line in para.splitlines())
+               for para in DOC.read_text().split("\n\n") if para.startswith("> jupyterhub_ext: per-profile")]
+    assert quote in caplog.text, (quote, caplog.text)
