@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any
+from typing import Any, Callable
 
 from jupyterhub import version_info as jupyterhub_version
 from kubespawner import KubeSpawner
@@ -293,12 +293,18 @@ class ProfilesKubeSpawner(FairUseMixin, StorageMixin, KubeCourseMixin, PodReques
         _checked_configs.insert(0, (config, catalog))  # the objects are held, so `is` cannot meet a stranger
         del _checked_configs[16:]
 
+    def startup_checks(self) -> list[tuple[str, Callable[[], None]]]:
+        """Every start-up check of this configuration, by section: each raises ConfigError naming the key.
+        The hub runs them in order and stops at the first; ``jupyterhub-ext check`` runs them all."""
+        return [("catalog", self.check_catalog),
+                ("storage", lambda: self.check_storage_config(self._raw_overrides())),
+                ("courses", self.check_course_config),
+                ("limits", self.check_limits_config)]
+
     def check_everything(self) -> None:
         """Every start-up check of this configuration; raise ConfigError naming the key."""
-        self.check_catalog()
-        self.check_storage_config(self._raw_overrides())
-        self.check_course_config()
-        self.check_limits_config()
+        for _, check in self.startup_checks():
+            check()
 
     def _raw_overrides(self) -> list[tuple[str, Any]]:
         catalog = self.catalog

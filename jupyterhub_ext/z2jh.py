@@ -15,6 +15,8 @@ instead of failing at the first spawn.
 from __future__ import annotations
 
 import asyncio
+from contextlib import contextmanager
+from typing import Iterator
 
 from traitlets.config import Config
 
@@ -80,6 +82,21 @@ def fail(error: ConfigError) -> "NoReturn":  # noqa: F821
     raise SystemExit("\n".join(f"{CONFIG_ERROR_PREFIX}{line}" for line in lines))  # a spawner's own line, too
 
 
+_deferred: list[Config] | None = None
+
+
+@contextmanager
+def deferred_checks() -> Iterator[list[Config]]:
+    """While inside, setup(c) wires ``c`` and records it instead of checking it (or stopping the process):
+    the operator's command line then reports every problem, with the same checks."""
+    global _deferred
+    saved, _deferred = _deferred, []
+    try:
+        yield _deferred
+    finally:
+        _deferred = saved
+
+
 def setup(c: Config, *, spawner: str = "kube") -> None:
     """Wire ProfilesKubeSpawner (or the local spawner) into ``c`` and validate the whole configuration.
 
@@ -94,6 +111,9 @@ def setup(c: Config, *, spawner: str = "kube") -> None:
     c.JupyterHub.spawner_class = cls
     wire_authenticator(c)
     wire_notices(c)
+    if _deferred is not None:  # `jupyterhub-ext check`: it runs every check itself and reports them all
+        _deferred.append(c)
+        return
     try:
         check(c)
     except ConfigError as e:
