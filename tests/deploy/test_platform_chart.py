@@ -26,6 +26,23 @@ def test_helm_lint_is_clean(helm):
     assert "0 chart(s) failed" in proc.stdout
 
 
+def test_helm_lint_passes_with_the_charts_own_defaults(helm):
+    """An operator's first `helm lint helm/platform`, before writing any value: lint renders with `required` and
+    `fail` downgraded to messages, and what it renders must still be YAML (an empty EFS id made `volumeHandle:
+    ::`)."""
+    proc = run_helm(helm, "lint", str(PLATFORM))
+    assert "0 chart(s) failed" in proc.stdout, proc.stdout
+
+
+def test_helm_template_with_the_defaults_fails_only_naming_the_values_to_set(helm):
+    proc = run_helm(helm, "template", "platform", str(PLATFORM), check=False)
+    assert proc.returncode != 0
+    [error] = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    # the first value without which there is no platform, named as the values file writes it
+    assert "execution error at" in error and re.search(r"karpenter\.nodePools\.[a-z0-9-]+\.warmNodes must be set|"
+                                                       r"efs\.[A-Za-z.]+ is required", error), error
+
+
 def test_every_rendered_object_is_valid(platform_objects):
     kinds = {o["kind"] for o in platform_objects}
     assert {"StorageClass", "PersistentVolume", "PersistentVolumeClaim", "ConfigMap", "NodePool", "EC2NodeClass",
