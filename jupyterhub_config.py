@@ -45,6 +45,8 @@ helm_spawner = yaml.safe_load(HELM_VALUES.read_text(encoding="utf-8"))["hub"]["c
 for key in FROM_HELM:
     if key in helm_spawner:
         c.LocalProfilesSpawner[key] = helm_spawner[key]
+# errors about them name the section of helm/values.yaml they come from (command-line settings: their own)
+c.LocalProfilesSpawner.settings_written_as = {key: "ProfilesKubeSpawner" for key in FROM_HELM if key in helm_spawner}
 c.LocalProfilesSpawner.data_dir = data.root
 c.LocalProfilesSpawner.course_source = local.course_dir(REPO)
 

@@ -136,9 +136,13 @@ class CatalogMixin(HasTraits):
 
     catalog_config_name = "ProfilesKubeSpawner"  # how errors name our section
 
+    def section_of(self, trait: str) -> str:
+        """The section an error about ``trait`` names: where the operator wrote it."""
+        return self.catalog_config_name
+
     def _settings(self) -> Settings:
         if self.gpu_timeslice_resource not in (NVIDIA_GPU, NVIDIA_GPU_SHARED):
-            raise ConfigError(f"{self.catalog_config_name}.gpu_timeslice_resource",
+            raise ConfigError(f"{self.section_of('gpu_timeslice_resource')}.gpu_timeslice_resource",
                               f"expected {NVIDIA_GPU!r} or {NVIDIA_GPU_SHARED!r}")
         return Settings(
             node_pool_label=self.node_pool_label,
@@ -149,17 +153,18 @@ class CatalogMixin(HasTraits):
     @property
     def catalog_path(self) -> str:
         """How errors name the catalog's profiles: ``<section>.profiles`` or ``<section>.catalog_file(<file>).profiles``."""
-        section = self.catalog_config_name
-        return f"{section}.catalog_file({self.catalog_file}).profiles" if self.catalog_file else f"{section}.profiles"
+        if self.catalog_file:
+            return f"{self.section_of('catalog_file')}.catalog_file({self.catalog_file}).profiles"
+        return f"{self.section_of('profiles')}.profiles"
 
     @property
     def catalog(self) -> Catalog | None:
         """The parsed catalog, or None when neither ``profiles`` nor ``catalog_file`` is set."""
-        section = self.catalog_config_name
         if self.profiles and self.catalog_file:
-            raise ConfigError(f"{section}.catalog_file", "set either profiles or catalog_file, not both")
+            raise ConfigError(f"{self.section_of('catalog_file')}.catalog_file",
+                              "set either profiles or catalog_file, not both")
         if self.catalog_file:
-            key = _catalog_file_json(self.catalog_file, f"{section}.catalog_file")
+            key = _catalog_file_json(self.catalog_file, f"{self.section_of('catalog_file')}.catalog_file")
             return _parse_cached(key, self._settings(), self.catalog_path)
         if self.profiles:
             return self._inline_catalog(self.profiles, self._settings(), self.catalog_path)

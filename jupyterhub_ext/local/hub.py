@@ -51,6 +51,10 @@ def with_command_line(c) -> None:
         cli = getattr(Application.instance(), "cli_config", None)
         if cli:
             c.merge(cli)
+            given = set(cli.LocalProfilesSpawner) if "LocalProfilesSpawner" in cli else set()
+            written_as = c.LocalProfilesSpawner.get("settings_written_as")
+            if given and isinstance(written_as, dict):  # named as written: on the command line
+                c.LocalProfilesSpawner.settings_written_as = {k: v for k, v in written_as.items() if k not in given}
 
 
 def proxy_auth_token(layout: Layout) -> str:

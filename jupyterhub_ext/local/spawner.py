@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator
 
 from jupyterhub.spawner import LocalProcessSpawner
 from kubespawner import KubeSpawner
-from traitlets import Enum, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Dict, Enum, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Config
 
 from ..catalog import kubespawner as ks
@@ -65,6 +65,20 @@ class LocalProfilesSpawner(CatalogMixin, NamingTraits, CourseListTraits, Configu
 
     catalog_config_name = "LocalProfilesSpawner"
     course_kinds = ("directory",)
+
+    settings_written_as = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        config=True,
+        help="""Settings this section holds that the operator wrote elsewhere, and the section errors about them
+        name instead of LocalProfilesSpawner: {setting: section}. The repository's jupyterhub_config.py copies the
+        catalog settings of helm/values.yaml's ``hub.config.ProfilesKubeSpawner`` and records them here as
+        ``ProfilesKubeSpawner``, so a mistake there reads as it is written there. A setting given on the command
+        line is named as written there (``LocalProfilesSpawner``).""",
+    )
+
+    def section_of(self, trait: str) -> str:
+        return self.settings_written_as.get(trait, self.catalog_config_name)
 
     data_dir = Unicode(
         config=True,

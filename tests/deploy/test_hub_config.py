@@ -302,3 +302,23 @@ def test_the_local_run_reads_the_catalog_from_helm_values_yaml(tmp_path, monkeyp
     local = local_spawner(repo / "jupyterhub_config.py", tmp_path / "data", monkeypatch)
     assert [p.slug for p in local.catalog.profiles] == ["only-this"]
     assert local.catalog_file == "" and local.home_dir_scheme == "safe"
+
+
+def test_a_mistake_in_the_helm_catalog_reads_as_written_there_in_the_local_run(tmp_path, monkeypatch):
+    """The local run copies helm/values.yaml's ProfilesKubeSpawner catalog into LocalProfilesSpawner; its errors
+    still name the section the operator wrote (issue 18), not the one it was copied to."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    (repo / "helm").mkdir(parents=True)
+    shutil.copy(z2jh_chart.ROOT / "jupyterhub_config.py", repo)
+    shutil.copytree(z2jh_chart.ROOT / "images" / "singleuser" / "course", repo / "images" / "singleuser" / "course")
+    values = z2jh_chart.load_yaml(z2jh_chart.HELM / "values.yaml")
+    spawner = values["hub"]["config"]["ProfilesKubeSpawner"]
+    del spawner["catalog_file"]
+    spawner["profiles"] = [{"slug": "gpu", "display_name": "GPU", "hardware": {"kind": "gpu", "gpus": 0}}]
+    (repo / "helm" / "values.yaml").write_text(yaml.safe_dump(values))
+    with pytest.raises(SystemExit) as stopped:
+        local_spawner(repo / "jupyterhub_config.py", tmp_path / "data", monkeypatch)
+    assert "configuration error: ProfilesKubeSpawner.profiles[0].hardware.gpus: " in str(stopped.value)
+    assert "LocalProfilesSpawner" not in str(stopped.value)
