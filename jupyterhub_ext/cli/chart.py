@@ -18,7 +18,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import yaml
 from traitlets.config import Config
@@ -69,7 +69,14 @@ def _one(objects: list[dict], kind: str, name: str) -> dict:
     return found[0]
 
 
-def _container_env(objects: list[dict], placeholders: list[str]) -> dict[str, str]:
+class MissingSecret(ChartError):
+    """A Secret the hub container needs (not optional) is not among those given: the kubelet would not start it."""
+
+
+def _container_env(objects: list[dict], placeholders: list[str],
+                   secrets: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, str]:
+    """The hub container's environment. ``secrets`` ({name: {key: value}}): the cluster's Secrets, as a test
+    gives them; None: every one the values name gets a placeholder (the command line's case)."""
     hub_secret = {k: base64.b64decode(v).decode() for k, v in (_one(objects, "Secret", "hub").get("data") or {}).items()}
     pod = _one(objects, "Deployment", "hub")["spec"]["template"]["spec"]
     (container,) = [c for c in pod["containers"] if c["name"] == "hub"]
@@ -85,9 +92,14 @@ def _container_env(objects: list[dict], placeholders: list[str]) -> dict[str, st
             ref = source["secretKeyRef"]
             if ref["name"] == "hub" and ref["key"] in hub_secret:
                 env[entry["name"]] = hub_secret[ref["key"]]
-            else:  # optional or not: the operator makes the Secrets their values name
+            elif secrets is None:  # optional or not: the operator makes the Secrets their values name
                 env[entry["name"]] = placeholder(ref["name"], ref["key"])
                 placeholders.append(f"{ref['name']}/{ref['key']}")
+            elif ref["key"] in secrets.get(ref["name"], {}):
+                env[entry["name"]] = secrets[ref["name"]][ref["key"]]
+            elif not ref.get("optional"):
+                raise MissingSecret(f"the hub container needs Secret {ref['name']!r} key {ref['key']!r} "
+                                    f"(env {entry['name']}), and it is not there: the kubelet would not start it")
     for service in (o for o in objects if o["kind"] == "Service"):  # as Kubernetes sets them in every pod
         prefix = service["metadata"]["name"].upper().replace("-", "_")
         env[f"{prefix}_SERVICE_HOST"] = "10.0.0.1"
@@ -137,11 +149,12 @@ def _process_state(env: dict[str, str]) -> Iterator[None]:
         sys.modules.pop("z2jh", None)
 
 
-def hub_config(helm: str, chart: str, files: list[str]) -> ChartRun:
-    """The Config the hub pod would load for these values files."""
+def hub_config(helm: str, chart: str, files: list[str],
+               secrets: Mapping[str, Mapping[str, str]] | None = None) -> ChartRun:
+    """The Config the hub pod would load for these values files (``secrets``: see _container_env)."""
     objects = render(helm, chart, files)
     placeholders: list[str] = []
-    env = _container_env(objects, placeholders)
+    env = _container_env(objects, placeholders, secrets)
     with tempfile.TemporaryDirectory(prefix="jupyterhub-ext-chart-") as tmp:
         config_file = _lay_out(objects, Path(tmp) / "etc-jupyterhub")
         c = Config()
