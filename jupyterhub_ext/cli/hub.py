@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import re
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
+from traitlets import TraitError
 from traitlets.config import Config
 
 from .. import z2jh
@@ -117,6 +119,9 @@ def _problems(hub: Hub) -> list[str]:
         except ConfigError as e:
             found.append(e)
             return
+        except TraitError as e:  # a value traitlets refuses: the hub stops on it too, in traitlets' words
+            found.append(trait_error(c, c.JupyterHub.spawner_class, e))
+            return
         for _, check in spawner.startup_checks():
             try:
                 check()
@@ -128,6 +133,8 @@ def _problems(hub: Hub) -> list[str]:
         authenticator(c).check_allow_config()
     except ConfigError as e:
         found.append(e)
+    except TraitError as e:
+        found.append(trait_error(c, authenticator_class(c), e))
     lines: list[str] = []
     for error in found:
         line = hub.key_as_written(error) if isinstance(error, ConfigError) and error.path != "hub.extraConfig" \
@@ -149,10 +156,28 @@ def make_spawner(c: Config, user: str = "check", groups: tuple[str, ...] = (), a
     return c.JupyterHub.spawner_class(config=c, user=who, hub=hub, _mock=True)
 
 
-def authenticator(c: Config) -> Any:
+def authenticator_class(c: Config) -> type:
     from jupyterhub.app import JupyterHub
 
     name = c.JupyterHub.get("authenticator_class", "dummy")
-    cls = JupyterHub.class_traits()["authenticator_class"].validate(None, name) if isinstance(name, str) \
-        else name
-    return cls(config=c)
+    return JupyterHub.class_traits()["authenticator_class"].validate(None, name) if isinstance(name, str) else name
+
+
+def authenticator(c: Config) -> Any:
+    return authenticator_class(c)(config=c)
+
+
+_TRAIT = re.compile(r"'(\w+)' trait of an? \w+ instance")
+
+
+def trait_error(c: Config, cls: type, error: TraitError) -> ConfigError:
+    """A value traitlets refuses when ``cls`` is built from ``c`` (``home_mode: nfs``, ``catalog_file:`` left
+    empty), located at the section that set it: the most specific of the class's sections holding the key, as
+    traitlets reads them. The message is traitlets' own, the one the hub stops with."""
+    found = _TRAIT.search(str(error))
+    if found:
+        for klass in cls.mro():
+            section = klass.__name__
+            if section in c and found.group(1) in c[section]:
+                return ConfigError(f"{section}.{found.group(1)}", str(error))
+    return ConfigError("", str(error))
