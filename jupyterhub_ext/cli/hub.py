@@ -20,7 +20,7 @@ from .. import z2jh
 from ..errors import ConfigError
 from ..sections import unknown_settings
 from . import chart as chart_run
-from .values import dig, merged
+from .values import ValuesError, dig, merged
 
 SETUP_CALL = "jupyterhub_ext.z2jh.setup"
 
@@ -80,6 +80,10 @@ def extra_env(values: dict) -> tuple[dict[str, str], list[str]]:
     env: dict[str, str] = {}
     placeholders: list[str] = []
     raw = dig(values, "hub.extraEnv") or {}
+    nulls = [k for k, v in raw.items() if v is None] if isinstance(raw, dict) else []
+    if nulls:  # helm's own refusal ("hub.extraEnv.X had an unexpected type (<nil>)"): no hub is made
+        raise ValuesError(f"hub.extraEnv.{nulls[0]}: null is not an entry (the chart's template refuses it); "
+                          "remove the entry from the file that sets it")
     entries = [dict(e) for e in raw] if isinstance(raw, list) else [
         {"name": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in raw.items()]
     for entry in entries:

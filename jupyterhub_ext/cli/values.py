@@ -1,5 +1,7 @@
 """Helm values files, merged as helm merges ``-f a.yaml -f b.yaml``: mappings merge key by key, anything else
-(lists included) is replaced by the later file, and ``null`` removes a key. Pure."""
+(lists included) is replaced by the later file, and a ``null`` stays a null (helm's mergeMaps) until the merged
+values meet the chart's defaults: there a ``null`` removes the key and its default, and a ``null`` for a key the
+chart has no default for stays (``catalog_file:`` left empty reaches the hub as None, which it refuses). Pure."""
 
 from __future__ import annotations
 
@@ -30,15 +32,35 @@ def load(path: str | Path) -> dict:
     return data
 
 
+# The z2jh 4.4.0 chart's defaults under what the values alone are read for (hub.config, hub.extraEnv,
+# hub.extraConfig): where a null deletes instead of staying.
+CHART_DEFAULTS = {"hub": {"config": {"JupyterHub": {"admin_access": True, "authenticator_class": "dummy"}},
+                          "extraEnv": {}, "extraConfig": {}}}
+
+
 def merge(base: dict, top: dict) -> dict:
+    """One more ``-f`` file: a null is kept as a value, as helm keeps it until it coalesces (``coalesce``)."""
     out = copy.deepcopy(base)
     for key, value in top.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
+    return out
+
+
+def coalesce(values: dict, defaults: dict) -> dict:
+    """The merged values over the chart's defaults (helm's coalesce): a null removes the key with its default,
+    defaults fill in what is not set, a null for a key without a default stays."""
+    out = copy.deepcopy(values)
+    for key, default in defaults.items():
+        if key in out:
+            if out[key] is None:
+                del out[key]
+            elif isinstance(out[key], dict) and isinstance(default, dict):
+                out[key] = coalesce(out[key], default)
+        else:
+            out[key] = copy.deepcopy(default)
     return out
 
 
@@ -46,7 +68,7 @@ def merged(paths: Iterable[str | Path]) -> dict:
     out: dict = {}
     for path in paths:
         out = merge(out, load(path))
-    return out
+    return coalesce(out, CHART_DEFAULTS)
 
 
 def dig(values: dict, dotted: str, default: Any = None) -> Any:
