@@ -139,6 +139,8 @@ def _problems(hub: Hub) -> list[str]:
         found.append(e)
     except TraitError as e:
         found.append(trait_error(c, authenticator_class(c), e))
+    except ValueError as e:  # refused while it loads its settings (oauthenticator: groups need manage_groups)
+        found.append(ConfigError("", str(e)))
     lines: list[str] = []
     for error in found:
         line = hub.key_as_written(error) if isinstance(error, ConfigError) and error.path != "hub.extraConfig" \
