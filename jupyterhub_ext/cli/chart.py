@@ -47,7 +47,8 @@ class ChartRun:
 
 
 def find_helm(explicit: str | None) -> str | None:
-    return explicit or shutil.which("helm")
+    """``--helm PATH`` when it is an executable file, else helm on PATH; None: neither."""
+    return shutil.which(explicit) if explicit else shutil.which("helm")
 
 
 def render(helm: str, chart: str, files: list[str]) -> list[dict]:

@@ -55,7 +55,8 @@ def build(files: list[str], chart: str | None = None, helm: str | None = None) -
     if chart:
         helm_bin = chart_run.find_helm(helm)
         if helm_bin is None:
-            raise UsageError("--chart needs helm: put it on PATH or pass --helm PATH")
+            raise UsageError(f"--helm {helm}: not an executable file" if helm else
+                             "--chart needs helm: put it on PATH or pass --helm PATH")
         with z2jh.deferred_checks() as wired, contextlib.redirect_stdout(io.StringIO()):
             try:
                 run = chart_run.hub_config(helm_bin, chart, files)
