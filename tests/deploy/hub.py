@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator, Mapping
 
+import yaml
 from traitlets.config import Config
 
 from . import z2jh_chart
@@ -39,12 +42,24 @@ class Hub:
 
 def configure(name: str, files: list[str] | None = None, values: dict | None = None,
               secrets: Mapping[str, Mapping[str, str]] = SECRETS) -> Hub:
-    """Run the chart's configuration for a combination (or explicit user values), with its environment."""
-    merged = z2jh_chart.merged_values(values if values is not None else files or z2jh_chart.COMBINATIONS[name])
-    env = z2jh_chart.hub_environment(merged, secrets)
-    with z2jh_chart.environ(env):
-        config = z2jh_chart.chart_config(merged)
-    return Hub(name=name, values=merged, config=config, env=env)
+    """The hub pod's configuration for a combination (or explicit user values), made by the real z2jh chart:
+    rendered by helm, its own jupyterhub_config.py run over it (jupyterhub_ext/cli/chart.py), with ``secrets``
+    as the cluster's Secrets (a missing one the hub needs: chart.MissingSecret, as the kubelet would refuse)."""
+    from jupyterhub_ext.cli import chart
+
+    from .conftest import helm_binary
+    from .real_chart import CHART
+
+    with tempfile.TemporaryDirectory(prefix="deploy-values-") as tmp:
+        if values is not None:
+            path = Path(tmp) / "values.yaml"
+            path.write_text(yaml.safe_dump(values))
+            paths, merged = [str(path)], z2jh_chart.merged_values(values)
+        else:
+            names = files or z2jh_chart.COMBINATIONS[name]
+            paths, merged = [str(z2jh_chart.HELM / n) for n in names], z2jh_chart.merged_values(names)
+        run = chart.hub_config(str(helm_binary()), str(CHART), paths, secrets)
+    return Hub(name=name, values=merged, config=run.config, env=run.env)
 
 
 def make_spawner(hub: Hub, name: str = "alice", groups=(), admin: bool = True):

@@ -33,8 +33,9 @@ from .store import Change, Store, now_iso
 log = logging.getLogger("harness.scheduler")
 
 SCHEDULER_NAME = "default-scheduler"
-# z2jh's user-scheduler is a kube-scheduler with another scoring profile: same filters, same messages.
-SCHEDULER_NAMES = ("default-scheduler", "user-scheduler")
+# z2jh's user-scheduler is a kube-scheduler with another scoring profile: same filters, same messages. The chart
+# names it after the release ("jupyterhub-user-scheduler" for the release "jupyterhub", as the tests install it).
+SCHEDULER_NAMES = ("default-scheduler", "user-scheduler", "jupyterhub-user-scheduler")
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 
 MSG_AFFINITY = "node(s) didn't match Pod's node affinity/selector"

@@ -1,16 +1,18 @@
-"""The chart emulation itself behaves like z2jh 4.4.0's jupyterhub_config.py where our values depend on it."""
+"""What the real z2jh 4.4.0 chart's jupyterhub_config.py makes of the values ours depend on (these tests were
+written against an emulation of the chart, which is gone: the chart itself runs now, tests/deploy/hub.py)."""
 
 from __future__ import annotations
 
+import pytest
 from traitlets.config import LazyConfigValue
 
-from .z2jh_chart import chart_config, merged_values
+from .hub import configure
 
 USER_TOLERATION = {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}
 
 
 def config(values: dict):
-    return chart_config(merged_values(values))
+    return configure("chart-only", values=values, secrets={}).config
 
 
 def resolved(value, initial=()):
@@ -26,7 +28,7 @@ def test_defaults_give_the_charts_user_pod_settings():
     (block,) = resolved(c.KubeSpawner.init_containers)
     assert block.name == "block-cloud-metadata" and block.security_context.privileged is True
     assert c.KubeSpawner.uid == 1000 and c.KubeSpawner.fs_gid == 100
-    assert c.KubeSpawner.scheduler_name == "user-scheduler"
+    assert c.KubeSpawner.scheduler_name == "jupyterhub-user-scheduler"  # named after the release
     assert c.KubeSpawner.image == "quay.io/jupyterhub/k8s-singleuser-sample:4.4.0"
     # dynamic storage by default
     assert c.KubeSpawner.storage_pvc_ensure is True and c.KubeSpawner.storage_capacity == "10Gi"
@@ -38,7 +40,7 @@ def test_require_node_purpose_and_no_metadata_block():
     assert resolved(c.KubeSpawner.node_affinity_required) == [{"matchExpressions": [
         {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}]}]
     assert not resolved(c.KubeSpawner.init_containers)
-    assert resolved(c.KubeSpawner.volumes) == [] and resolved(c.KubeSpawner.volume_mounts) == []
+    assert not resolved(c.KubeSpawner.volumes) and not resolved(c.KubeSpawner.volume_mounts)
 
 
 def test_hub_config_replaces_a_chart_derived_trait_shallowly():
@@ -54,12 +56,21 @@ def test_extra_config_runs_in_key_order_after_hub_config():
     assert c.JupyterHub.order == ["config", "a", "b"]
 
 
-def test_dict_form_extra_volumes_get_their_names():
+async def test_dict_form_extra_volumes_reach_kubespawner_as_dicts_and_need_their_own_names():
+    """The chart passes the dict form through, and KubeSpawner 7 uses the keys only to order the entries: each
+    value names its volume itself (the emulation this file was written against named them after the keys)."""
+    from kubespawner import KubeSpawner
+
     c = config({"singleuser": {"storage": {"type": "none",
-                                           "extraVolumes": {"data": {"emptyDir": {}}},
-                                           "extraVolumeMounts": {"data": {"mountPath": "/data"}}}}})
-    assert resolved(c.KubeSpawner.volumes) == [{"name": "data", "emptyDir": {}}]
-    assert resolved(c.KubeSpawner.volume_mounts) == [{"name": "data", "mountPath": "/data"}]
+                                           "extraVolumes": {"data": {"name": "data", "emptyDir": {}}},
+                                           "extraVolumeMounts": {"data": {"name": "data", "mountPath": "/data"}}}}})
+    assert resolved(c.KubeSpawner.volumes) == {"data": {"name": "data", "emptyDir": {}}}
+    pod = await KubeSpawner(config=c, _mock=True).get_pod_manifest()
+    assert [(v.name, v.empty_dir is not None) for v in pod.spec.volumes] == [("data", True)]
+    assert [(m.name, m.mount_path) for m in pod.spec.containers[0].volume_mounts] == [("data", "/data")]
+    unnamed = config({"singleuser": {"storage": {"type": "none", "extraVolumes": {"data": {"emptyDir": {}}}}}})
+    with pytest.raises(ValueError, match="`name`"):
+        await KubeSpawner(config=unnamed, _mock=True).get_pod_manifest()
 
 
 def test_the_metadata_block_is_the_charts_command_for_the_configured_address():
