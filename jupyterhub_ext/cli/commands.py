@@ -27,8 +27,10 @@ def check(args: argparse.Namespace, out: TextIO) -> int:
     for line in found:
         print(line, file=out)
     if found:
-        print(f"\n{len(found)} problem{'s' if len(found) != 1 else ''}: the hub would not start "
-              f"(configuration from {hub.mode})", file=out)
+        outcome = "the hub would not start" if hub.setup_called else \
+            "the hub would start, without jupyterhub_ext's spawner and checks"
+        print(f"\n{len(found)} problem{'s' if len(found) != 1 else ''}: {outcome} (configuration from {hub.mode})",
+              file=out)
         return EXIT_PROBLEMS
     print(summary(hub), file=out)
     return EXIT_OK

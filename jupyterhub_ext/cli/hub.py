@@ -62,6 +62,9 @@ def build(files: list[str], chart: str | None = None, helm: str | None = None) -
                 run = chart_run.hub_config(helm_bin, chart, files)
             except chart_run.ChartError as e:
                 raise UsageError(f"helm template failed: {e}") from None
+        if not wired:  # reported; the checks still say what the call would stop on, as without the chart
+            with z2jh.deferred_checks(), chart_run.environment(run.env):
+                z2jh.setup(run.config)
         return Hub(run.config, values, f"the z2jh chart at {chart}, rendered by {helm_bin}", run.env,
                    run.placeholders, setup_called=bool(wired))
     env, placeholders = extra_env(values)
