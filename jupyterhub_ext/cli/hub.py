@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
+from jupyterhub.objects import Server
 from traitlets import TraitError
 from traitlets.config import Config
 
@@ -163,7 +165,17 @@ def make_spawner(c: Config, user: str = "check", groups: tuple[str, ...] = (), a
                           api_url=f"{connect}{base}hub/api")
     who = SimpleNamespace(name=user, id=1, admin=admin, groups=[SimpleNamespace(name=g) for g in groups],
                           url=f"{base}user/{quote(user, safe='@~')}/", escaped_name=quote(user, safe="@~"))
-    return c.JupyterHub.spawner_class(config=c, user=who, hub=hub, _mock=True)
+    # what JupyterHub gives every spawner of a user's default server (User._new_spawner, User.spawn): its OAuth
+    # client, whether admins may reach it (JupyterHub.admin_access, the chart's default: true), its URL prefix
+    spawner = c.JupyterHub.spawner_class(config=c, user=who, hub=hub, _mock=True,
+                                         oauth_client_id=f"jupyterhub-user-{quote(user)}")
+    spawner.admin_access = bool(c.JupyterHub.get("admin_access", False))
+    logging.disable(logging.WARNING)  # "Setting Spawner.server ... with no underlying orm_spawner": none here
+    try:
+        spawner.server = Server(base_url=who.url)
+    finally:
+        logging.disable(logging.NOTSET)
+    return spawner
 
 
 def authenticator_class(c: Config) -> type:
