@@ -224,6 +224,9 @@ class ProfilesKubeSpawner(FairUseMixin, StorageMixin, KubeCourseMixin, PodReques
     async def stop(self, now=False):
         try:
             return await super().stop(now=now)
+        except Exception:  # JupyterHub 5 drops a stop's exception without a word: say it here
+            self.log.exception("Stopping the server %r of %s failed", self.name or "", self.user.name)
+            raise
         finally:
             if not self._replacing_pod:  # a pod replaced within a start keeps the start's place
                 self.give_back_place()

@@ -83,6 +83,8 @@ class FairUseMixin(CatalogMixin):
 
     # -- configuration -------------------------------------------------------------------------------
 
+    _limits_memo: tuple[Any, Any, Limits, str] | None = None  # (the setting, the catalog, parsed, as JSON)
+
     def fair_use_limits(self) -> Limits:
         key = f"{self.catalog_config_name}.limits"
         if not self.limits:
@@ -90,11 +92,16 @@ class FairUseMixin(CatalogMixin):
         catalog = self.catalog
         if catalog is None:
             raise ConfigError(key, "limits apply to the profiles of a catalog: set profiles or catalog_file")
+        memo = self._limits_memo  # asked several times a start: traits are replaced, not edited in place
+        if memo is not None and memo[0] is self.limits and memo[1] is catalog:
+            return memo[2]
         try:
             text = json.dumps(self.limits, sort_keys=True)
         except TypeError:
             raise ConfigError(key, "must be plain data (lists, mappings, strings, numbers)") from None
-        return _parsed(text, key, frozenset(p.slug for p in catalog.profiles))
+        limits = _parsed(text, key, frozenset(p.slug for p in catalog.profiles))
+        self._limits_memo = (self.limits, catalog, limits, text)
+        return limits
 
     def check_limits_config(self) -> None:
         limits = self.fair_use_limits()
@@ -103,7 +110,8 @@ class FairUseMixin(CatalogMixin):
                               "hour budgets are counted from the usage ledger: it cannot be turned off with budgets")
 
     def _places(self, limits: Limits) -> Places:
-        text = json.dumps(self.limits, sort_keys=True)
+        self.fair_use_limits()
+        text = self._limits_memo[3]  # the one JSON rendering of the setting: the key of its places
         places = _PLACES.get(text)
         if places is None:
             places = _PLACES[text] = Places(limits)

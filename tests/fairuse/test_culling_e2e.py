@@ -18,7 +18,8 @@ import time
 import pytest
 import requests
 
-from tests.deploy.z2jh_chart import COMBINATIONS, chart_config, merged_values, user_values
+from tests.deploy.hub import configure
+from tests.deploy.z2jh_chart import COMBINATIONS, user_values
 from tests.e2e.conftest import NAMESPACE, chart_spawner_config, cluster  # noqa: F401  (fixture)
 from tests.harness.artifacts import artifact_dir, module_failed, save_file
 from tests.harness.hub import KubeHub, kube_hub_config
@@ -44,12 +45,12 @@ ML = "ml-engineers"  # the catalog's group for the GPU profile
 
 
 def chart_culler(cull: dict, hub_api: str) -> tuple[dict, dict]:
-    """The culler service and its role as the chart makes them from ``cull`` (tests/deploy's emulation of its
-    jupyterhub_config.py, before our extraConfig), pointed at this test hub's API instead of localhost:8081."""
+    """The culler service and its role as the real chart makes them from ``cull`` (its jupyterhub_config.py,
+    without our extraConfig), pointed at this test hub's API instead of localhost:8081."""
     values = user_values(COMBINATIONS["base"])
     values["cull"] = cull
     values["hub"]["extraConfig"] = {}
-    c = chart_config(merged_values(values))
+    c = configure("culler", values=values).config
     [service] = [s for s in c.JupyterHub.services if s["name"] == "jupyterhub-idle-culler"]
     [role] = [r for r in c.JupyterHub.load_roles if r["name"] == "jupyterhub-idle-culler"]
     service["command"] = [f"--url={hub_api}" if a.startswith("--url=") else a for a in service["command"]]
