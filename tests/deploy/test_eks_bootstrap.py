@@ -869,3 +869,73 @@ def test_teardown_undoes_it_in_the_right_order(boot):
     # the ECR repositories it deletes are the ones bootstrap.sh made
     repos = lambda t: re.search(r"for repository in ([\w -]+); do", t).group(1).split()  # noqa: E731
     assert repos(text) == repos(boot.text)
+
+
+# -- docs/deploy-eks.md says what is true --------------------------------------------------------------------------
+
+EKS_DOC = ROOT / "docs" / "deploy-eks.md"
+
+
+def _doc_section(title: str) -> str:
+    text = EKS_DOC.read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else len(text)]
+
+
+def test_the_doc_names_the_pinned_tools_and_releases(boot, cluster_config):
+    section = _doc_section("From an empty AWS account")
+    for pinned in ("cfn-lint 1.58.0", "checkov 3.3.30", "shellcheck 0.11.0", "helm 3.17.3",
+                   f"Karpenter **{boot.env['KARPENTER_VERSION']}**",
+                   f"chart **{boot.env['LOAD_BALANCER_CONTROLLER_CHART_VERSION']}**",
+                   f"GPU Operator **{boot.env['GPU_OPERATOR_VERSION']}**",
+                   f"EKS **{cluster_config['metadata']['version']}**"):
+        assert pinned in section, pinned
+
+
+def test_the_doc_lists_exactly_the_allowed_checkov_checks():
+    section = _doc_section("From an empty AWS account")
+    tables = re.findall(r"\| check \|[^\n]*\n\s*\| ---[^\n]*\n((?:[ ]*\|[^\n]*\n)+)", section)
+    assert len(tables) == 2, tables
+    named = [set(re.findall(r"CKV2?_[A-Z0-9]+_\d+", table)) for table in tables]
+    assert named == [set(CHECKOV_CLOUDFORMATION_SKIPS), set(CHECKOV_PLATFORM_SKIPS)]
+    assert f"{len(CHECKOV_Z2JH_SKIPS)}\n    are allowed" in section
+    not_yet = {c for c, (reason, _) in CHECKOV_Z2JH_SKIPS.items() if reason.startswith("not set yet")}
+    assert not_yet == {"CKV_K8S_10", "CKV_K8S_11", "CKV_K8S_12", "CKV_K8S_13", "CKV_K8S_22"}
+    assert "(CKV_K8S_10 to 13) and read-only root filesystems (CKV_K8S_22)" in section
+
+
+def test_the_doc_service_token_example_works(helm, boot, tmp_path):
+    from jupyterhub.scopes import _check_scopes_exist
+
+    section = _doc_section("A token for the REST API")
+    (block,) = re.findall(r"```yaml\n(# rest-api\.yaml.*?)```", section, re.S)
+    values = yaml.safe_load(block)
+    (name,) = values["hub"]["services"]
+    role = values["hub"]["loadRoles"][name]
+    assert role["services"] == [name]
+    _check_scopes_exist(role["scopes"])
+    _check_scopes_exist(["servers!group=cs101", "read:users:name"])  # the ones the text suggests
+    # the chart takes it (schema, rendering) and generates the token in the Secret the doc reads it from
+    extra = tmp_path / "rest-api.yaml"
+    extra.write_text(block)
+    files = [*_jupyterhub_files(boot, tmp_path), extra]
+    args = [a for f in files for a in ("-f", str(f))]
+    objects = [o for o in yaml.safe_load_all(run_helm(helm, "template", "jupyterhub", str(CHART), "--namespace",
+                                                      NAMESPACE, *args).stdout) if o]
+    (secret,) = [o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == "hub"]
+    assert f"hub.services.{name}.apiToken" in secret["data"]
+    assert f"jsonpath='{{.data.hub\\.services\\.{name}\\.apiToken}}'" in section
+    # and the hub starts with it
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        from jupyterhub_ext.cli import main
+
+        code = main(["check", *map(str, files), "--chart", str(CHART), "--helm", str(helm)])
+    assert code == 0, out.getvalue() + err.getvalue()
+    # the start request's body is what the catalog takes from the form
+    body = json.loads(re.search(r"-d '(\{.*?\})'", section).group(1))
+    catalog = yaml.safe_load((ROOT / "jupyterhub_ext" / "catalogs" / "eks.yaml").read_text())
+    profile = next(p for p in catalog["profiles"] if p["slug"] == body["profile"])
+    options = {o["slug"]: {c["slug"] for c in o.get("choices", [])} for o in profile.get("options", [])}
+    assert all(body[k] in options[k] for k in body if k != "profile"), (body, options)
