@@ -130,8 +130,9 @@ PW = "hub.config.ClassroomSharedPasswordAuthenticator"
 
 
 def env(**values) -> dict:
-    """hub.extraEnv entries with plain values (a password written into the values file)."""
-    return {"hub": {"extraEnv": {name: {"value": value} for name, value in values.items()}}}
+    """hub.extraEnv entries with plain values (a password written into the values file) in place of the base's
+    Secret references (``valueFrom: null``: a container's env entry takes one or the other)."""
+    return {"hub": {"extraEnv": {name: {"value": value, "valueFrom": None} for name, value in values.items()}}}
 
 
 def merged(*overlays) -> dict:

@@ -15,8 +15,9 @@ What differs from the hub pod, and why:
   pycurl is the hub image's and is not installed here. A two-line file runs the chart's file with that one call
   made a no-op (the same as ``jupyterhub_ext.cli.chart`` does in process); nothing else in it is touched.
 * the hub's own addresses: the ports it binds (free ones on 127.0.0.1, not 8081 on every interface) and, for a hub
-  that must serve, a proxy it starts itself (the chart's proxy is another pod). Given on the command line, so the
-  chart's file is run as it is; none of them is a setting any check reads.
+  that must serve, a proxy it starts itself (the chart's proxy is another pod), and with PROXY its own address as
+  hub_connect_url (the chart's is the hub Service's name). Given on the command line, so the chart's file is run as
+  it is; none of them is a setting any check reads.
 """
 
 from __future__ import annotations
@@ -125,6 +126,12 @@ def lay_out(helm: Path | str, files: list[str], workdir: Path) -> tuple[Path, di
     return wrapper, env
 
 
+# How a hub that must answer is reached (prepare_chart_hub's ``serve``): PROXY, through a proxy it starts, its own
+# address given for the chart's hub_connect_url; API, at its own port (REST API), the chart's hub_connect_url kept
+# (the address a pod is given, http://hub:8081, as in the cluster) and a proxy started only for the hub to start.
+PROXY, API = "proxy", "api"
+
+
 @dataclass
 class HubLaunch:
     """A hub ready to start: the chart laid out in ``workdir``, its command line and whole environment. Made in the
@@ -134,23 +141,25 @@ class HubLaunch:
     workdir: Path
     argv: list[str]
     env: dict[str, str]
-    serve: bool
+    serve: str | None
 
     def start(self) -> HubProcess:
         port, hub_port = free_port(), free_port()
         argv = [*self.argv, f"--JupyterHub.hub_bind_url=http://127.0.0.1:{hub_port}"]
         if self.serve:
             argv += [f"--JupyterHub.bind_url=http://127.0.0.1:{port}/", "--ConfigurableHTTPProxy.should_start=True",
-                     f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}",
-                     f"--JupyterHub.hub_connect_url=http://127.0.0.1:{hub_port}"]
-        return spawn_hub_process(argv, name=self.name, workdir=self.workdir, base_url=f"http://127.0.0.1:{port}/",
-                                 env=self.env, owns_workdir=False)
+                     f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}"]
+        if self.serve == PROXY:
+            argv.append(f"--JupyterHub.hub_connect_url=http://127.0.0.1:{hub_port}")
+        base_url = f"http://127.0.0.1:{hub_port if self.serve == API else port}/"
+        return spawn_hub_process(argv, name=self.name, workdir=self.workdir, base_url=base_url, env=self.env,
+                                 owns_workdir=False)
 
 
 def prepare_chart_hub(helm: Path | str, files: list[str], workdir: Path, *, kubeconfig: str, name: str,
-                      serve: bool = False, env: Mapping[str, str] | None = None) -> HubLaunch:
-    """A jupyterhub on the chart's configuration for ``files``. ``serve``: it binds a public port and starts a
-    proxy, for a hub that must answer; otherwise the chart's proxy settings stay (a hub that stops at start-up
+                      serve: str | None = None, env: Mapping[str, str] | None = None) -> HubLaunch:
+    """A jupyterhub on the chart's configuration for ``files``. ``serve`` (PROXY, API): it binds a public port and
+    starts a proxy, for a hub that must answer; None: the chart's proxy settings stay (a hub that stops at start-up
     never reaches them). ``env`` is added last (a test's own settings)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config, container_env = lay_out(helm, files, workdir)

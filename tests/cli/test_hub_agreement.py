@@ -24,7 +24,7 @@ from jupyterhub_ext.errors import CONFIG_ERROR_PREFIX
 from tests.support.hub_process import HubStartError, wait_until_healthy
 
 from .cases import CASES
-from .chart_hub import (AUTHENTICATOR, COMBINATIONS, SETUP, TRAITLETS, HubLaunch, HubProblem,
+from .chart_hub import (AUTHENTICATOR, COMBINATIONS, PROXY, SETUP, TRAITLETS, HubLaunch, HubProblem,
                         as_hub_writes, chart_args, hub_problems, prepare_chart_hub, run_cli, values_files)
 from .conftest import case_files
 
@@ -89,13 +89,13 @@ def hubs(request, helm, chart, dummy_kubeconfig, tmp_path_factory) -> dict[str, 
         root = tmp_path_factory.mktemp(f"hub-{case.id}")
         files = case_files(case, root)
         launch = prepare_chart_hub(helm, files, root / "hub", kubeconfig=dummy_kubeconfig, name=f"cli-{case.id}",
-                                   serve=case.hub_starts)
+                                   serve=PROXY if case.hub_starts else None)
         runs[case.id] = pool.submit(_serving if case.hub_starts else _refusal, launch, files)
     for combination in sorted(_selected(request, "combination")):
         root = tmp_path_factory.mktemp(f"hub-{combination}")
         files = values_files(COMBINATIONS[combination])
         launch = prepare_chart_hub(helm, files, root / "hub", kubeconfig=dummy_kubeconfig, name=f"cli-{combination}",
-                                   serve=True)
+                                   serve=PROXY)
         runs[combination] = pool.submit(_serving, launch, files)
     yield runs
     pool.shutdown(wait=True, cancel_futures=True)
