@@ -6,7 +6,7 @@
 #   CLUSTER=jupyterhub AWS_REGION=eu-west-1 HUB_HOST=hub.example.com COGNITO_DOMAIN_PREFIX=my-hub \
 #     ADMIN_EMAIL=you@example.com deploy/eks/bootstrap.sh
 #
-# Needs: aws (v2, credentials of an account administrator), eksctl 0.222+, kubectl, helm 3.8+, docker with buildx,
+# Needs: aws (v2, credentials of an account administrator), eksctl 0.222+, kubectl, helm 3.13+, docker with buildx,
 # envsubst (gettext), openssl. Steps that already happened are skipped or updated in place, so after a failure fix
 # the cause and run it again. The generated values files are kept in $OUT for later `helm upgrade`s.
 # teardown.sh removes everything again, in the reverse order. Never run by the tests: tests/deploy/test_eks_bootstrap.py

@@ -6,8 +6,8 @@
 #   CLUSTER=jupyterhub AWS_REGION=eu-west-1 deploy/eks/teardown.sh
 #   DELETE_HOMES=yes DELETE_BACKUPS=yes CLUSTER=... deploy/eks/teardown.sh     # everything, data included
 #
-# Same variables as bootstrap.sh. Never run by the tests (tests/deploy/test_eks_bootstrap.py lints it and checks the
-# order of its steps).
+# Needs aws, eksctl, kubectl and helm 3.13+ (uninstall --ignore-not-found). Same variables as bootstrap.sh. Never
+# run by the tests (tests/deploy/test_eks_bootstrap.py lints it and checks the order of its steps).
 set -euo pipefail
 
 CLUSTER="${CLUSTER:-jupyterhub}"

@@ -423,7 +423,7 @@ def test_cfn_lint_finds_nothing(name):
     assert not errors and not unlisted, "\n".join(
         f"{m['Level']} {m['Rule']['Id']} line {m['Location']['Start']['LineNumber']}: {m['Message']}"
         for m in errors + unlisted)
-    assert proc.returncode == (2 if matches else 0) or not errors, proc.stderr
+    assert matches or proc.returncode == 0, proc.stderr  # no match and a failure: cfn-lint itself broke
 
 
 def test_cfn_lint_version():
