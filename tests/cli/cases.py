@@ -13,7 +13,7 @@ chart's configuration for the same files).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping
 
 BASE = ("values.yaml",)

@@ -3,16 +3,17 @@
 * ``write_values`` puts a case's overlay in a values file; ``values_files`` gives the shipped files under it.
 * ``run_cli`` runs ``jupyterhub-ext`` in this process (``main(argv)``, its stdout and exit status); ``run_cli_process``
   runs ``python -m jupyterhub_ext.cli`` as a subprocess, as an operator's CI would.
-* ``launch_chart_hub`` starts a real ``jupyterhub`` on the configuration the z2jh chart makes for the values: the
-  chart rendered by the real helm, its hub ConfigMap and Secret laid out as the hub pod mounts them
-  (``jupyterhub_ext.cli.chart``'s own layout, under a temporary directory), the chart's ``jupyterhub_config.py``
-  run by ``jupyterhub -f`` with the hub container's environment (the Secrets the operator makes get the CLI's
-  placeholders). ``hub.extraConfig``'s ``setup(c)`` runs inside, as in the pod, and stops the hub on a mistake.
+* ``prepare_chart_hub(...).start()`` starts a real ``jupyterhub`` on the configuration the
+  z2jh chart makes for the values: the chart rendered by the real helm, its hub ConfigMap and Secret laid out as
+  the hub pod mounts them (``jupyterhub_ext.cli.chart``'s own layout, under a temporary directory), the chart's
+  ``jupyterhub_config.py`` run by ``jupyterhub -f`` with the hub container's environment (the Secrets the operator
+  makes get the CLI's placeholders). ``hub.extraConfig``'s ``setup(c)`` runs inside, as in the pod, and stops the
+  hub on a mistake. ``hub_problems`` reads what a hub that refused to start said.
 
 What differs from the hub pod, and why:
 
 * ``AsyncHTTPClient.configure("tornado.curl_httpclient...")``: the chart's file asks for the curl client, whose
-  pycurl is the hub image's and is not installed here. A two-line file runs the chart's file with that one call
+  pycurl is the hub image's and is not installed here. A four-line file runs the chart's file with that one call
   made a no-op (the same as ``jupyterhub_ext.cli.chart`` does in process); nothing else in it is touched.
 * the hub's own addresses: the ports it binds (free ones on 127.0.0.1, not 8081 on every interface) and, for a hub
   that must serve, a proxy it starts itself (the chart's proxy is another pod), and with PROXY its own address as
@@ -168,11 +169,6 @@ def prepare_chart_hub(helm: Path | str, files: list[str], workdir: Path, *, kube
     child.update(container_env)
     child.update({"PATH": hub_path(), "KUBECONFIG": kubeconfig, **(env or {})})
     return HubLaunch(name, workdir, [sys.executable, "-m", "jupyterhub", "-f", str(config)], child, serve)
-
-
-def launch_chart_hub(helm: Path | str, files: list[str], workdir: Path, **options) -> HubProcess:
-    """prepare_chart_hub(...).start(): returns at once."""
-    return prepare_chart_hub(helm, files, workdir, **options).start()
 
 
 @dataclass(frozen=True)

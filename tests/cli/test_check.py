@@ -114,7 +114,8 @@ def summary_facts(out: str) -> dict:
             "login": next(line.removeprefix("Login: ") for line in lines if line.startswith("Login: ")),
             "secrets": sorted(secrets.split(", ")),
             "home": next(line.removeprefix("Storage: home ") for line in lines if line.startswith("Storage: ")),
-            "courses": next(line.removeprefix("Courses: ") for line in lines if line.startswith("Courses: ")).split(", ")}
+            "courses": next(line.removeprefix("Courses: ") for line in lines
+                            if line.startswith("Courses: ")).split(", ")}
 
 
 @pytest.mark.parametrize("combination", list(COMBINATIONS))
@@ -191,7 +192,8 @@ def test_chart_without_helm_on_path_is_a_usage_error(chart, monkeypatch):
     assert result.err == "jupyterhub-ext check: --chart needs helm: put it on PATH or pass --helm PATH\n"
 
 
-@pytest.mark.parametrize("argv", [["check"], ["lint", "helm/values.yaml"], ["check", "helm/values.yaml", "--chrat", "x"],
+@pytest.mark.parametrize("argv", [["check"], ["lint", "helm/values.yaml"],
+                                  ["check", "helm/values.yaml", "--chrat", "x"],
                                   ["render", "helm/values.yaml", "--chart", "x"]],
                          ids=["no-values", "unknown-command", "unknown-flag", "render-without-user-and-profile"])
 def test_argument_mistakes_exit_2(argv):

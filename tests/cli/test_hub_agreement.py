@@ -135,7 +135,8 @@ NOT_ONE_LINE = {
                           "traitlets' 'Bad config encountered' line, naming no key as written",
     "home-mode-unknown": "same: an Enum trait's TraitError is not turned into a ConfigError by z2jh.setup",
     "cognito-no-client-id": "an authenticator's ConfigError from check_allow_config is logged as 'Invalid "
-                            "configuration: ...' followed by JupyterHub's traceback, not as the configuration-error line",
+                            "configuration: ...' followed by JupyterHub's traceback, not as the configuration-error "
+                            "line",
     "keycloak-scope-without-openid": "same: authenticator refusal logged with a traceback",
     "shared-password-short": "same: authenticator refusal logged with a traceback",
     "admin-password-same": "same: authenticator refusal logged with a traceback",
