@@ -1,10 +1,11 @@
 """``jupyterhub-ext profiles`` is what the form offers the same user, and ``render`` is the pod (and claim) the hub
 creates for the same start.
 
-* profiles, no cluster: the spawner built from the configuration the real chart makes (tests/deploy/real_chart.py, not
-  the command line's own code) renders its form for the user, as the hub does for GET /hub/spawn; the profiles,
-  options and choices it offers, their defaults and free-text patterns, are the ones ``profiles`` lists; and what it
-  does not offer is what ``profiles`` says is not shown. Then the same through a real hub's spawn page (e2e).
+* profiles, no cluster: a spawner built from the configuration the real chart makes (tests/deploy/real_chart.py,
+  with the tests' Secrets) as tests/spawner builds one, not by the command line's make_spawner, renders its form for
+  the user, as the hub does for GET /hub/spawn; the profiles, options and choices it offers, their defaults and
+  free-text patterns, are the ones ``profiles`` lists; and what it does not offer is what ``profiles`` says is not
+  shown. Then the same through a real hub's spawn page (e2e).
 * render, e2e: a real jupyterhub on the chart's configuration (chart_hub.py, the chart's hub_connect_url kept) whose
   KubeSpawner talks to the emulated cluster; the user is made and put in the groups through the REST API, the start
   requested with the same options; the pod (and claim) the emulated API server stored are compared with render's.
