@@ -329,6 +329,11 @@ class ProfilesKubeSpawner(FairUseMixin, StorageMixin, KubeCourseMixin, PodReques
         check_catalog_commands(catalog, self.catalog_path)
 
     @classmethod
+    def for_checks(cls, config: Config) -> "ProfilesKubeSpawner":
+        """A spawner of ``config`` that touches no Kubernetes, for the start-up checks."""
+        return cls(config=config, _mock=True)
+
+    @classmethod
     def check_config(cls, config: Config) -> None:
         """Build a spawner from ``config`` without touching Kubernetes and validate everything it holds."""
-        cls(config=config, _mock=True)._check_config_once()  # recorded: the first form or spawn does not redo it
+        cls.for_checks(config)._check_config_once()  # recorded: the first form or spawn does not redo it

@@ -15,9 +15,11 @@ instead of failing at the first spawn.
 from __future__ import annotations
 
 import asyncio
+import re
 from contextlib import contextmanager
 from typing import Iterator
 
+from traitlets import TraitError
 from traitlets.config import Config
 
 from .culling.service import wire_culling
@@ -65,14 +67,100 @@ def wire_authenticator(c: Config) -> None:
         c.JupyterHub.authenticator_class = ClassroomSharedPasswordAuthenticator
 
 
+def problems(c: Config) -> list[ConfigError]:
+    """Every start-up problem of ``c``, each once, in order: unknown settings and sections, each of the spawner's
+    start-up checks (catalog, storage, courses, limits), the authenticator's. The hub stops on all of them at
+    once; ``jupyterhub-ext check`` prints the same list."""
+    found = [*unknown_settings(c), *_spawner_problems(c), *_authenticator_problems(c)]
+    out: list[ConfigError] = []
+    for error in found:
+        if str(error) not in {str(e) for e in out}:  # a broken catalog is met by every check that reads it
+            out.append(error)
+    return out
+
+
 def check(c: Config) -> None:
     """Validate the configuration in ``c``; raise ConfigError naming the key (ConfigErrors: several)."""
-    unknown = unknown_settings(c)  # first: a typo must read as itself, not as what it left unset
-    if unknown:
-        raise ConfigErrors(unknown)
-    spawner_class = c.JupyterHub.get("spawner_class")
-    if isinstance(spawner_class, type) and hasattr(spawner_class, "check_config"):
-        _run(lambda: spawner_class.check_config(c))
+    found = problems(c)
+    if len(found) == 1:
+        raise found[0]
+    if found:
+        raise ConfigErrors(found)
+
+
+def _spawner_problems(c: Config) -> list[ConfigError]:
+    from .profiles import CatalogMixin
+
+    cls = c.JupyterHub.get("spawner_class")
+    if not (isinstance(cls, type) and issubclass(cls, CatalogMixin)):
+        return []
+    out: list[ConfigError] = []
+
+    def inside() -> None:
+        try:
+            spawner = cls.for_checks(c)
+        except ConfigError as e:
+            out.append(e)
+            return
+        except TraitError as e:  # a value traitlets refuses (an Enum's unknown choice, an empty file name)
+            out.append(trait_error(c, cls, e))
+            return
+        for _, one in spawner.startup_checks():
+            try:
+                one()
+            except ConfigError as e:
+                out.append(e)
+
+    _run(inside)
+    return out
+
+
+def _authenticator_problems(c: Config) -> list[ConfigError]:
+    """Our authenticators' own checks (``validate_config``, what their ``check_allow_config`` runs when JupyterHub
+    starts them), run now so their refusals are configuration-error lines like the rest. Their provider's
+    endpoints are not asked for here: that is the running hub's business."""
+    from jupyterhub.app import JupyterHub
+
+    from .auth import checked_authenticators
+
+    name = c.JupyterHub.get("authenticator_class")
+    if name is None:
+        return []
+    try:
+        cls = JupyterHub.class_traits()["authenticator_class"].validate(None, name) if isinstance(name, str) \
+            else name
+    except Exception:  # noqa: BLE001 - a class that cannot be loaded is JupyterHub's to report, in its words
+        return []
+    if not (isinstance(cls, type) and issubclass(cls, checked_authenticators())):
+        return []
+    try:
+        authenticator = cls(config=c)
+    except TraitError as e:
+        return [trait_error(c, cls, e)]
+    except ValueError as e:  # refused while it loads its settings (oauthenticator: groups need manage_groups)
+        found = _REQUIRES.match(str(e))
+        return [ConfigError(found.group(1) if found else cls.__name__, str(e))]
+    try:
+        authenticator.validate_config()
+    except ConfigError as e:
+        return [e]
+    return []
+
+
+_TRAIT = re.compile(r"'(\w+)' trait of an? \w+ instance")
+_REQUIRES = re.compile(r"(\w+\.\w+) requires ")
+
+
+def trait_error(c: Config, cls: type, error: TraitError) -> ConfigError:
+    """A value traitlets refuses when ``cls`` is built from ``c``, located at the section that set it (the most
+    specific of the class's sections holding the key, as traitlets reads them), in traitlets' own words."""
+    found = _TRAIT.search(str(error))
+    if found:
+        for klass in cls.mro():
+            section = klass.__name__
+            if section in c and found.group(1) in c[section]:
+                return ConfigError(f"{section}.{found.group(1)}", str(error))
+    return ConfigError(cls.__name__, str(error))
 
 
 def fail(error: ConfigError) -> "NoReturn":  # noqa: F821

@@ -25,3 +25,11 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(name)
+
+
+def checked_authenticators() -> tuple[type, ...]:
+    """Our authenticator bases whose ``validate_config()`` the start-up check runs (jupyterhub_ext.z2jh)."""
+    from .oidc import OIDCAuthenticator
+    from .shared import ClassroomSharedPasswordAuthenticator
+
+    return (OIDCAuthenticator, ClassroomSharedPasswordAuthenticator)

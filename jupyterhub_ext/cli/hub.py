@@ -8,19 +8,15 @@ import asyncio
 import contextlib
 import io
 import logging
-import re
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
 from urllib.parse import quote
 
 from jupyterhub.objects import Server
-from traitlets import TraitError
 from traitlets.config import Config
 
 from .. import z2jh
 from ..errors import ConfigError
-from ..sections import unknown_settings
 from . import chart as chart_run
 from .values import ValuesError, dig, merged
 
@@ -117,41 +113,14 @@ def problems(hub: Hub) -> list[str]:
 
 
 def _problems(hub: Hub) -> list[str]:
-    c = hub.config
-    found: list[ConfigError] = list(unknown_settings(c))
+    found = z2jh.problems(hub.config)  # the hub's own start-up checks, every section
     if not hub.setup_called:
         found.append(ConfigError("hub.extraConfig", f"no entry calls {SETUP_CALL}(c): the hub would start with "
                                                     "none of these checks (docs/deploy-eks.md)"))
-
-    def spawner_checks() -> None:
-        try:
-            spawner = make_spawner(c)
-        except ConfigError as e:
-            found.append(e)
-            return
-        except TraitError as e:  # a value traitlets refuses: the hub stops on it too, in traitlets' words
-            found.append(trait_error(c, c.JupyterHub.spawner_class, e))
-            return
-        for _, check in spawner.startup_checks():
-            try:
-                check()
-            except ConfigError as e:
-                found.append(e)
-
-    run(spawner_checks)
-    try:
-        authenticator(c).check_allow_config()
-    except ConfigError as e:
-        found.append(e)
-    except TraitError as e:
-        found.append(trait_error(c, authenticator_class(c), e))
-    except ValueError as e:  # refused while it loads its settings (oauthenticator: groups need manage_groups)
-        found.append(ConfigError("", str(e)))
     lines: list[str] = []
     for error in found:
-        line = hub.key_as_written(error) if isinstance(error, ConfigError) and error.path != "hub.extraConfig" \
-            else str(error)
-        if line not in lines:  # a broken catalog is met by every check that reads it
+        line = str(error) if error.path == "hub.extraConfig" else hub.key_as_written(error)
+        if line not in lines:
             lines.append(line)
     return lines
 
@@ -176,30 +145,3 @@ def make_spawner(c: Config, user: str = "check", groups: tuple[str, ...] = (), a
     finally:
         logging.disable(logging.NOTSET)
     return spawner
-
-
-def authenticator_class(c: Config) -> type:
-    from jupyterhub.app import JupyterHub
-
-    name = c.JupyterHub.get("authenticator_class", "dummy")
-    return JupyterHub.class_traits()["authenticator_class"].validate(None, name) if isinstance(name, str) else name
-
-
-def authenticator(c: Config) -> Any:
-    return authenticator_class(c)(config=c)
-
-
-_TRAIT = re.compile(r"'(\w+)' trait of an? \w+ instance")
-
-
-def trait_error(c: Config, cls: type, error: TraitError) -> ConfigError:
-    """A value traitlets refuses when ``cls`` is built from ``c`` (``home_mode: nfs``, ``catalog_file:`` left
-    empty), located at the section that set it: the most specific of the class's sections holding the key, as
-    traitlets reads them. The message is traitlets' own, the one the hub stops with."""
-    found = _TRAIT.search(str(error))
-    if found:
-        for klass in cls.mro():
-            section = klass.__name__
-            if section in c and found.group(1) in c[section]:
-                return ConfigError(f"{section}.{found.group(1)}", str(error))
-    return ConfigError("", str(error))

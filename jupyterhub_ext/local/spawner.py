@@ -418,10 +418,18 @@ class LocalProfilesSpawner(CatalogMixin, NamingTraits, CourseListTraits, Configu
     # -- start-up check --------------------------------------------------------------------------------
 
     @classmethod
+    def for_checks(cls, config: Config) -> "LocalProfilesSpawner":
+        return cls(config=config)
+
+    def startup_checks(self) -> list[tuple[str, Any]]:
+        """The start-up checks (jupyterhub_ext.z2jh.problems runs them): one, everything the local run needs."""
+        return [("local", self.check_local_config)]
+
+    @classmethod
     def check_config(cls, config: Config) -> None:
         """Validate everything in ``config`` without starting anything; raise ConfigError naming the key."""
         try:
-            spawner = cls(config=config)
+            spawner = cls.for_checks(config)
         except TraitError as e:  # a value of the wrong type or outside its choices
             raise ConfigError(cls.catalog_config_name, str(e)) from None
         spawner.check_local_config()

@@ -128,36 +128,15 @@ def test_the_hub_stops_on_what_check_names_first(case, hubs, helm):
         assert not (run.workdir / "jupyterhub.sqlite").exists()
 
 
-# How the hub says it where it is not one `jupyterhub_ext: configuration error: <key>: <message>` line, as README.md
-# and z2jh.fail() promise. Bugs outside the command line (reported; strict: a fix makes these pass, then drop them).
-NOT_ONE_LINE = {
-    "catalog-file-empty": "a value traitlets refuses (TraitError) escapes z2jh.setup's check: the hub stops with "
-                          "traitlets' 'Bad config encountered' line, naming no key as written",
-    "home-mode-unknown": "same: an Enum trait's TraitError is not turned into a ConfigError by z2jh.setup",
-    "cognito-no-client-id": "an authenticator's ConfigError from check_allow_config is logged as 'Invalid "
-                            "configuration: ...' followed by JupyterHub's traceback, not as the configuration-error "
-                            "line",
-    "keycloak-scope-without-openid": "same: authenticator refusal logged with a traceback",
-    "shared-password-short": "same: authenticator refusal logged with a traceback",
-    "admin-password-same": "same: authenticator refusal logged with a traceback",
-    "keycloak-groups-unmanaged": "oauthenticator's ValueError (groups need manage_groups) escapes as a traceback "
-                                 "while the authenticator loads its settings; our own manage_groups check is never "
-                                 "reached",
-}
-ONE_LINE_CASES = [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=NOT_ONE_LINE[c.id])]
-                               if c.id in NOT_ONE_LINE else []) for c in REFUSED]
-
-
-@pytest.mark.parametrize("case", ONE_LINE_CASES)
+# Every refusal is said as `jupyterhub_ext: configuration error: <key>: <message>` lines, as README.md and
+# z2jh.fail() promise: values traitlets refuses, our authenticators' checks and oauthenticator's own refusals
+# included (they were tracebacks until z2jh.problems ran them at start-up; these cases found it).
+@pytest.mark.parametrize("case", REFUSED, ids=[c.id for c in REFUSED])
 def test_the_hub_says_each_problem_as_one_configuration_error_line(case, hubs):
     run = hubs[case.id].result()
     said = hub_problems(run.log)
     assert said and all(p.form == SETUP for p in said), [p.form for p in said]
     assert "Traceback" not in run.log, run.tail()
-
-
-def test_known_exceptions_are_cases():
-    assert set(NOT_ONE_LINE) <= {c.id for c in REFUSED}
 
 
 @pytest.mark.parametrize("combination", list(COMBINATIONS))
