@@ -39,6 +39,10 @@ _checked_configs: list[tuple[Config, Any]] = []
 __all__ = ["ProfilesKubeSpawner", "PodDeleteFailed", "StartTimedOut", "START_ANNOTATION", "api_error_text"]
 
 
+def _applied_by_load_user_options(spawner, user_options) -> None:
+    """ProfilesKubeSpawner's ``apply_user_options``: the options were applied already (load_user_options)."""
+
+
 class StartTimedOut(ShownError, TimeoutError):
     """A start that gave up, with what the pod was waiting for; JupyterHub logs and counts it as a timeout."""
 
@@ -69,6 +73,12 @@ class ProfilesKubeSpawner(FairUseMixin, StorageMixin, KubeCourseMixin, PodReques
     def _catalog_configured(self) -> bool:
         # from the settings alone: parsing (which can fail) waits for user_view, whose errors users can read
         return bool(self.profiles or self.catalog_file)
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        # JupyterHub 5.3+ warns of "unhandled user_options" at every start unless a hook takes them: ours are
+        # checked and applied by load_user_options (the catalog's selection), so the hook has nothing left to do
+        return _applied_by_load_user_options
 
     @default("profile_list")
     def _profile_list_default(self):
