@@ -113,3 +113,17 @@ def test_a_real_hub_with_two_misspelled_settings_names_both_and_starts_nothing(t
                    f"{CONFIG_ERROR_PREFIX}ProfilesKubeSpawner.limts: unknown setting 'limts': did you mean 'limits'?"]
     assert "Traceback" not in log
     assert not (tmp_path / "jupyterhub.sqlite").exists()
+
+
+def test_the_local_configuration_is_checked_the_same_way(tmp_path):
+    from jupyterhub_ext.local import LocalProfilesSpawner
+
+    c = Config()
+    c.JupyterHub.spawner_class = LocalProfilesSpawner
+    c.LocalProfilesSpawner.catalog_flie = "builtin:eks"
+    c.LocalProfilesSpawner.data_dir = str(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        z2jh.setup(c, spawner="local")
+    assert str(stopped.value).splitlines()[0] == (
+        f"{CONFIG_ERROR_PREFIX}LocalProfilesSpawner.catalog_flie: unknown setting 'catalog_flie': did you mean "
+        "'catalog_file'?")
