@@ -197,11 +197,12 @@ class HubProcess:
 
 
 def _terminate_group(proc: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM the hub (it stops its proxy), then make sure nothing of its process group survives."""
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        pgid = None
+    """SIGTERM the hub (it stops its proxy), then make sure nothing of its process group survives.
+
+    The hub leads its own session, so its group's id is its pid. Once the hub is reaped (killed and waited for
+    by a test, or exited on a bad config), that number is free again unless a member of its group lives: a
+    process that holds it now is a stranger (pids wrap at pid_max, 32768 here), perhaps another test run's hub
+    leading its own group, which a killpg would SIGKILL without a word. Then nothing of ours is left to kill."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -209,13 +210,15 @@ def _terminate_group(proc: subprocess.Popen, timeout: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-    if pgid is not None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(pgid, sig)
-            except (ProcessLookupError, PermissionError):
-                break
-            time.sleep(0.2)
+    # the leader is reaped now: each time, a process holding its pid means our group is gone (see above)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if os.path.exists(f"/proc/{proc.pid}"):
+            break
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        time.sleep(0.2)
 
 
 def running_hubs() -> list["HubProcess"]:
