@@ -16,6 +16,10 @@ if TYPE_CHECKING:  # the hub's side only: the culler's process has no model (it 
 
 ENV = "JUPYTERHUB_EXT_CULLING"
 IDLE, MAX_AGE = "idle", "max_age"
+# the policy's entry for every profile without a maximum age of its own: the chart's cull.maxAge, decided by the
+# hook (so the hub is told, and the ledger says culled) before the culler's own check would make the same cull.
+# No profile slug can be "*" (the catalog's slugs are lowercase letters, digits and dashes).
+EVERY_PROFILE = "*"
 
 Policy = Mapping[str, Mapping[str, Optional[float]]]
 
@@ -35,12 +39,13 @@ def decide(profile: str | None, inactive_seconds: float | None, age_seconds: flo
     """Why this server should be culled now (``"max_age"``, ``"idle"``), or None.
 
     A profile without a rule keeps the culler's own test (inactive for its ``--timeout``); the culler's global
-    ``--max-age`` is checked by the culler itself, after this. Unknown times never cull by themselves.
+    ``--max-age`` (the ``EVERY_PROFILE`` entry) applies to every profile without a maximum age of its own. Unknown
+    times never cull by themselves.
     """
-    rule = policy.get(profile) if profile else None
-    if rule is None:
-        return IDLE if inactive_seconds is not None and inactive_seconds >= inactive_limit else None
+    rule = (policy.get(profile) if profile and profile != EVERY_PROFILE else None) or {}
     max_age = rule.get("max_age_seconds")
+    if max_age is None:
+        max_age = (policy.get(EVERY_PROFILE) or {}).get("max_age_seconds")
     if max_age is not None and age_seconds is not None and age_seconds >= max_age:
         return MAX_AGE
     idle = rule.get("idle_seconds")
@@ -69,4 +74,4 @@ def describe(policy: Policy) -> str:
         if rule.get("max_age_seconds") is not None:
             parts.append(f"max age {rule['max_age_seconds'] / 3600:g} h")
         return ", ".join(parts)
-    return "; ".join(f"{slug}: {one(rule)}" for slug, rule in sorted(policy.items()))
+    return "; ".join(f"{slug}: {one(rule)}" for slug, rule in sorted(policy.items()) if slug != EVERY_PROFILE)

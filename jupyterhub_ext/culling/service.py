@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from traitlets.config import Config
 
-from .policy import ENV, Policy, describe, policy_of, to_env
+from .policy import ENV, EVERY_PROFILE, Policy, describe, policy_of, to_env
 
 SERVICE = "jupyterhub-idle-culler"  # the chart's name for it (and its role's)
 MODULE = "jupyterhub_idle_culler"
@@ -140,7 +140,10 @@ def wire_culler(c: Config, policy: Policy, python: str,
                          "(cull.timeout). See docs/fair-use.md, 'Culling per profile'.")
         return False
     service["command"] = [python, "-m", MODULE, *args, config_arg]
-    service["environment"] = {**(service.get("environment") or {}), ENV: to_env(policy)}
+    given = dict(policy)
+    if _flag(args, "max-age"):  # cull.maxAge: decided by the hook too, so those culls are recorded as culls
+        given[EVERY_PROFILE] = {"idle_seconds": None, "max_age_seconds": float(_flag(args, "max-age"))}
+    service["environment"] = {**(service.get("environment") or {}), ENV: to_env(given)}
     _register_handler(c)
     log.info("jupyterhub_ext: per-profile culling by jupyterhub-idle-culler %s (%s): %s", found["culler"], python,
              describe(policy))

@@ -58,7 +58,9 @@ def test_with_rules_setup_runs_the_2x_python_keeping_every_chart_argument(helm, 
     assert json.loads(service["environment"][ENV]) == {
         "gpu": {"idle_seconds": 1800.0, "max_age_seconds": None},
         "gpu-timeslice": {"idle_seconds": 1800.0, "max_age_seconds": None},
-        "data-engineering": {"idle_seconds": 28800.0, "max_age_seconds": None}}
+        "data-engineering": {"idle_seconds": 28800.0, "max_age_seconds": None},
+        # this test's cull.maxAge (CULL): decided by the hook for every profile without its own maximum age
+        "*": {"idle_seconds": None, "max_age_seconds": 86400.0}}
     assert role == chart_role  # read:servers already shows each server's user_options
     assert (ROUTE, CullMarkHandler) in c.JupyterHub.extra_handlers
 

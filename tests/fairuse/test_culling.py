@@ -128,7 +128,7 @@ def test_policy_in_seconds_with_a_profiles_own_rule_over_its_pools():
     ("trainium", 3599, 60, None),            # no idle rule of its own: the culler's timeout (3600)
     ("trainium", 3600, 60, "idle"),
     ("trainium", 0, 1800, "max_age"),
-    ("elyra", 3599, 10 ** 6, None),          # no rule: the culler's own test; its --max-age is its own business
+    ("elyra", 3599, 10 ** 6, None),          # no rule: the culler's own test (no --max-age here)
     ("elyra", 3600, 10, "idle"),
     (None, 3600, 10, "idle"),
     ("gpu", None, None, None),               # unknown times never cull by themselves
@@ -136,6 +136,16 @@ def test_policy_in_seconds_with_a_profiles_own_rule_over_its_pools():
 ])
 def test_decide(profile, inactive, age, expected):
     assert decide(profile, inactive, age, 3600, policy_of(limits())) == expected
+
+
+@pytest.mark.parametrize("profile, age, expected", [
+    ("elyra", 7199, None), ("elyra", 7200, "max_age"), (None, 7200, "max_age"),  # no rule: cull.maxAge
+    ("cpu", 7200, "max_age"),                # a rule without a maximum age of its own: cull.maxAge
+    ("gpu", 7200, None), ("gpu", 12 * 3600, "max_age"),  # its own maximum age, longer, is its own
+])
+def test_the_charts_max_age_is_decided_by_the_hook_for_profiles_without_their_own(profile, age, expected):
+    policy = {**policy_of(limits()), "*": {"idle_seconds": None, "max_age_seconds": 7200.0}}
+    assert decide(profile, 10, age, 3600, policy) == expected
 
 
 # -- the hook, in the culler's process ---------------------------------------------------------------------
@@ -276,6 +286,13 @@ def test_the_culler_runs_the_2x_python_with_every_chart_argument_and_the_hook():
                                                     "delete:servers"]
     assert service.wire_culler(c, POLICY, PY, ask=answers()) is True  # twice: the same command, one handler
     assert culler(c)["command"] == command and len(c.JupyterHub.extra_handlers) == 1
+
+
+def test_the_charts_max_age_goes_to_the_hook_so_its_culls_are_recorded():
+    c = chart_config(args=[*CHART_ARGS, "--max-age=86400"])
+    assert service.wire_culler(c, POLICY, PY, ask=answers()) is True
+    assert json.loads(culler(c)["environment"][ENV]) == {**POLICY, "*": {"idle_seconds": None,
+                                                                         "max_age_seconds": 86400.0}}
 
 
 def test_no_rules_leave_the_chart_culler_alone():
