@@ -13,12 +13,15 @@ import copy
 import functools
 import json
 import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import jsonschema
 import yaml
+
+from jupyterhub_ext.cli.chart import environment
+from jupyterhub_ext.cli.values import coalesce as values_coalesce
+from jupyterhub_ext.cli.values import merge as values_merge
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("SHARED", ROOT.parent / "shared"))
@@ -51,36 +54,10 @@ def load_yaml(path: Path) -> Any:
     return copy.deepcopy(_load_cached(path, path.stat().st_mtime))
 
 
-def merge_maps(a: Any, b: Any) -> Any:
-    """Helm's merge of several ``-f`` files (pkg/cli/values): maps merge recursively, the later file wins,
-    a ``null`` is kept as a value (it is resolved against the chart's defaults by ``coalesce``)."""
-    if not isinstance(a, dict) or not isinstance(b, dict):
-        return copy.deepcopy(b)
-    out = copy.deepcopy(a)
-    for key, value in b.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_maps(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def coalesce(user: Any, defaults: Any) -> Any:
-    """Helm's coalescing of user values with the chart's values.yaml (pkg/chartutil/coalesce.go): a user
-    ``null`` deletes the key together with its default; defaults fill in what the user did not set; a
-    ``null`` for a key the chart has no default for stays a null."""
-    if not isinstance(user, dict) or not isinstance(defaults, dict):
-        return copy.deepcopy(user)
-    out = copy.deepcopy(user)
-    for key, default in defaults.items():
-        if key in out:
-            if out[key] is None:
-                del out[key]
-            elif isinstance(out[key], dict) and isinstance(default, dict):
-                out[key] = coalesce(out[key], default)
-        else:
-            out[key] = copy.deepcopy(default)
-    return out
+# helm's merge of -f files and its coalescing with the chart's defaults: the package's own, which
+# `jupyterhub-ext check` merges values files with (jupyterhub_ext/cli/values.py)
+merge_maps = values_merge
+coalesce = values_coalesce
 
 
 def user_values(files: list[str]) -> dict:
@@ -110,14 +87,5 @@ def validate(values: dict) -> None:
     _validator().validate(values)
 
 
-# -- the hub container's environment ---------------------------------------------------------------------
-
-@contextmanager
-def environ(env: Mapping[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+# the hub container's environment, set while a block runs (jupyterhub_ext/cli/chart.py)
+environ = environment
