@@ -17,6 +17,14 @@ def _hub(args: argparse.Namespace) -> Hub:
     return build(args.values, chart=args.chart, helm=args.helm)
 
 
+def _said_problems(hub: Hub, out: TextIO) -> bool:
+    """A configuration the hub would not start with: its problems said, and nothing shown for a user."""
+    found = problems(hub)
+    for line in found:
+        print(line, file=out)
+    return bool(found)
+
+
 def _groups(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(g.strip() for g in args.groups.split(",") if g.strip())
 
@@ -123,10 +131,7 @@ def _cull(rule) -> str:
 
 def profiles(args: argparse.Namespace, out: TextIO) -> int:
     hub = _hub(args)
-    found = problems(hub)
-    if found:
-        for line in found:
-            print(line, file=out)
+    if _said_problems(hub, out):
         return EXIT_PROBLEMS
     groups = _groups(args)
 
@@ -175,10 +180,7 @@ def render(args: argparse.Namespace, out: TextIO) -> int:
     if not args.chart:
         raise UsageError("render needs --chart DIR: the pod is made from the chart's settings as well as yours")
     hub = _hub(args)
-    found = problems(hub)
-    if found:
-        for line in found:
-            print(line, file=out)
+    if _said_problems(hub, out):
         return EXIT_PROBLEMS
     options = {"profile": args.profile}
     for item in args.option:
