@@ -285,8 +285,8 @@ async def test_the_local_run_offers_the_catalog_of_the_helm_values(hubs, tmp_pat
         assert getattr(local, key) == getattr(kube, key), key
 
 
-def test_the_local_run_reads_the_catalog_from_helm_values_yaml(tmp_path, monkeypatch):
-    """Not a copy that happens to agree today: change the Helm values and the local hub follows."""
+def repo_with_helm_catalog(tmp_path, profiles: list, **settings):
+    """A copy of the repository's local run whose helm/values.yaml has ``profiles`` as its inline catalog."""
     import shutil
 
     repo = tmp_path / "repo"
@@ -296,11 +296,17 @@ def test_the_local_run_reads_the_catalog_from_helm_values_yaml(tmp_path, monkeyp
     values = z2jh_chart.load_yaml(z2jh_chart.HELM / "values.yaml")
     spawner = values["hub"]["config"]["ProfilesKubeSpawner"]
     del spawner["catalog_file"]
-    spawner["profiles"] = [{"slug": "only-this", "display_name": "Only this", "default": True,
-                            "hardware": {"kind": "cpu", "cpu": {"limit": 1}, "memory": {"limit": "1G"}}}]
-    spawner["home_dir_scheme"] = "safe"
+    spawner.update(profiles=profiles, **settings)
     (repo / "helm" / "values.yaml").write_text(yaml.safe_dump(values))
-    local = local_spawner(repo / "jupyterhub_config.py", tmp_path / "data", monkeypatch)
+    return repo / "jupyterhub_config.py"
+
+
+def test_the_local_run_reads_the_catalog_from_helm_values_yaml(tmp_path, monkeypatch):
+    """Not a copy that happens to agree today: change the Helm values and the local hub follows."""
+    config = repo_with_helm_catalog(tmp_path, [
+        {"slug": "only-this", "display_name": "Only this", "default": True,
+         "hardware": {"kind": "cpu", "cpu": {"limit": 1}, "memory": {"limit": "1G"}}}], home_dir_scheme="safe")
+    local = local_spawner(config, tmp_path / "data", monkeypatch)
     assert [p.slug for p in local.catalog.profiles] == ["only-this"]
     assert local.catalog_file == "" and local.home_dir_scheme == "safe"
 
@@ -308,18 +314,9 @@ def test_the_local_run_reads_the_catalog_from_helm_values_yaml(tmp_path, monkeyp
 def test_a_mistake_in_the_helm_catalog_reads_as_written_there_in_the_local_run(tmp_path, monkeypatch):
     """The local run copies helm/values.yaml's ProfilesKubeSpawner catalog into LocalProfilesSpawner; its errors
     still name the section the operator wrote (issue 18), not the one it was copied to."""
-    import shutil
-
-    repo = tmp_path / "repo"
-    (repo / "helm").mkdir(parents=True)
-    shutil.copy(z2jh_chart.ROOT / "jupyterhub_config.py", repo)
-    shutil.copytree(z2jh_chart.ROOT / "images" / "singleuser" / "course", repo / "images" / "singleuser" / "course")
-    values = z2jh_chart.load_yaml(z2jh_chart.HELM / "values.yaml")
-    spawner = values["hub"]["config"]["ProfilesKubeSpawner"]
-    del spawner["catalog_file"]
-    spawner["profiles"] = [{"slug": "gpu", "display_name": "GPU", "hardware": {"kind": "gpu", "gpus": 0}}]
-    (repo / "helm" / "values.yaml").write_text(yaml.safe_dump(values))
+    config = repo_with_helm_catalog(tmp_path, [
+        {"slug": "gpu", "display_name": "GPU", "hardware": {"kind": "gpu", "gpus": 0}}])
     with pytest.raises(SystemExit) as stopped:
-        local_spawner(repo / "jupyterhub_config.py", tmp_path / "data", monkeypatch)
+        local_spawner(config, tmp_path / "data", monkeypatch)
     assert "configuration error: ProfilesKubeSpawner.profiles[0].hardware.gpus: " in str(stopped.value)
     assert "LocalProfilesSpawner" not in str(stopped.value)
